@@ -1,0 +1,53 @@
+"""One table: which exit code each of our errors gets.
+
+Documented in the README ("Exit codes"). Most specific class first; the
+first ``isinstance`` match wins.
+"""
+
+from __future__ import annotations
+
+from edgeagent import errors
+
+OK = 0
+USAGE = 2  # argparse's own code for bad arguments
+
+EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
+    (errors.ConfigSyntaxError, 10),
+    (errors.UnknownConfigKey, 11),
+    (errors.InvalidConfigValue, 12),
+    (errors.MissingConfigValue, 13),
+    (errors.ConfigWriteError, 14),
+    (errors.ConfigError, 19),
+    (errors.ModuleLoadError, 20),
+    (errors.TokenNotFound, 21),
+    (errors.PinIncorrect, 22),
+    (errors.PinLocked, 23),
+    (errors.KeyNotFound, 24),
+    (errors.UnsupportedKeyType, 25),
+    (errors.InvalidKeyUri, 26),
+    (errors.TokenOperationFailed, 27),
+    (errors.TokenError, 29),
+    (errors.SignerUnreachable, 30),
+    (errors.SignerProtocolError, 31),
+    (errors.CertificateUnreadable, 40),
+    (errors.CertificateKeyMismatch, 41),
+    (errors.CertificateError, 49),
+    (errors.ServerCertificateUntrusted, 50),
+    (errors.ServerHostnameMismatch, 51),
+    (errors.ServerCertificateExpired, 52),
+    (errors.TlsHandshakeFailed, 53),
+    (errors.TlsError, 59),
+    (errors.BrokerUnreachable, 60),
+    (errors.BrokerRefused, 61),
+    (errors.BrokerError, 69),
+    (errors.ServiceError, 70),
+    (errors.AgentError, 1),
+)
+
+
+def exit_code_for(error: errors.AgentError) -> int:
+    """The exit code for an error: its most specific entry in the table."""
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return 1

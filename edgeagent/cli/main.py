@@ -1,0 +1,73 @@
+"""`agent`: the command line. Parses, calls one function, prints.
+
+Each command group lives in its own module exposing ``register(subparsers)``;
+the function a command runs is set with ``set_defaults(run=...)`` and takes
+the parsed ``argparse.Namespace``, returning an exit code. Our errors are
+printed as ``error: <cause>`` plus ``  fix: <fix>`` on stderr and exit with
+the code from :mod:`edgeagent.cli.exit_codes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edgeagent.errors import AgentError
+
+DEFAULT_CONFIG_DIR = Path("/etc/agent")
+
+
+def config_dir_from(args: argparse.Namespace) -> Path:
+    """``--config-dir``, else ``$AGENT_CONFIG_DIR``, else /etc/agent."""
+    if getattr(args, "config_dir", None):
+        return Path(args.config_dir)
+    env = os.environ.get("AGENT_CONFIG_DIR")
+    return Path(env) if env else DEFAULT_CONFIG_DIR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgeagent.cli import bridge_cmd, config_cmd, connect_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="agent",
+        description="Edge agent: connect this device to the cloud with a key held on a token.",
+    )
+    parser.add_argument(
+        "--config-dir",
+        metavar="DIR",
+        help="directory holding agent.toml (default: $AGENT_CONFIG_DIR or /etc/agent)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    config_cmd.register(sub)
+    connect_cmd.register(sub)
+    bridge_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from edgeagent.cli.exit_codes import exit_code_for
+
+    try:
+        code: int = args.run(args)
+    except AgentError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Every failure edgeagent can report, in one tree.
+
+Each error is a value with a *cause* (what is wrong, in the user's words) and
+a *fix* (what to do about it). Lower libraries' exceptions (python-pkcs11,
+tlslite-ng, paho-mqtt, tomlkit, OSError) are translated into these once, at
+the boundary where they enter our code, with the original kept as
+``__cause__``. The CLI turns each class into a message and an exit code in a
+single table (``edgeagent.cli.exit_codes``).
+
+    AgentError
+    ├── ConfigError
+    │   ├── ConfigSyntaxError        agent.toml is not valid TOML (line, column)
+    │   ├── UnknownConfigKey         `agent config set nosuch.key ...`
+    │   ├── InvalidConfigValue       a value the schema refuses
+    │   ├── MissingConfigValue       a key this action needs is not set
+    │   └── ConfigWriteError         agent.toml could not be written (file unchanged)
+    ├── TokenError                   anything on the PKCS#11 side
+    │   ├── ModuleLoadError          module missing, unreadable, not PKCS#11
+    │   ├── TokenNotFound            no token matches the URI (lists what exists)
+    │   ├── PinIncorrect             C_Login said CKR_PIN_INCORRECT
+    │   ├── PinLocked                C_Login said CKR_PIN_LOCKED
+    │   ├── KeyNotFound              no private key matches the URI
+    │   ├── UnsupportedKeyType       a key we cannot sign TLS 1.3 with
+    │   ├── InvalidKeyUri            the URI is not RFC 7512
+    │   └── TokenOperationFailed     any other CKR_* (named)
+    ├── SignerUnreachable            the signing service's socket does not answer
+    ├── SignerProtocolError          the signing service answered nonsense
+    ├── CertificateError
+    │   ├── CertificateUnreadable    missing / unreadable / not PEM
+    │   └── CertificateKeyMismatch   the device certificate is not the key's
+    ├── TlsError
+    │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
+    │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
+    │   ├── ServerCertificateExpired     certificate outside its validity
+    │   └── TlsHandshakeFailed           anything else during the handshake
+    ├── BrokerError
+    │   ├── BrokerUnreachable        TCP connect failed / timed out
+    │   └── BrokerRefused            CONNACK with a failure reason
+    └── ServiceError                 starting / stopping the bridge process
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class: a failure with a cause and a fix, both for a human."""
+
+    def __init__(self, cause: str, fix: str = "") -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.cause}\n  fix: {self.fix}"
+        return self.cause
+
+
+# -- configuration -----------------------------------------------------------
+
+
+class ConfigError(AgentError):
+    """The configuration is wrong or cannot be read or written."""
+
+
+class ConfigSyntaxError(ConfigError):
+    """agent.toml is not valid TOML."""
+
+    def __init__(self, path: str, line: int, column: int, detail: str) -> None:
+        super().__init__(
+            f"{path}:{line}:{column}: not valid TOML: {detail}",
+            f"edit {path} at line {line}, column {column}; nothing was overwritten",
+        )
+        self.path = path
+        self.line = line
+        self.column = column
+
+
+class UnknownConfigKey(ConfigError):
+    """A dotted key that is not in the schema."""
+
+
+class InvalidConfigValue(ConfigError):
+    """A value the schema refuses for a key."""
+
+
+class MissingConfigValue(ConfigError):
+    """A key this action needs has no value."""
+
+
+class ConfigWriteError(ConfigError):
+    """agent.toml could not be written; the old file is untouched."""
+
+
+# -- PKCS#11 tokens ------------------------------------------------------------
+
+
+class TokenError(AgentError):
+    """A failure on the PKCS#11 side."""
+
+
+class ModuleLoadError(TokenError):
+    """The PKCS#11 module could not be loaded."""
+
+
+class TokenNotFound(TokenError):
+    """No token matches the key URI."""
+
+
+class PinIncorrect(TokenError):
+    """The token refused the PIN."""
+
+
+class PinLocked(TokenError):
+    """The token's user PIN is locked after too many wrong attempts."""
+
+
+class KeyNotFound(TokenError):
+    """No private key matches the key URI."""
+
+
+class UnsupportedKeyType(TokenError):
+    """The key cannot sign a TLS 1.3 CertificateVerify."""
+
+
+class InvalidKeyUri(TokenError):
+    """The key URI is not a valid RFC 7512 PKCS#11 URI."""
+
+
+class TokenOperationFailed(TokenError):
+    """Any other PKCS#11 failure, named by its CKR_* code."""
+
+
+# -- signing service -------------------------------------------------------------
+
+
+class SignerUnreachable(AgentError):
+    """The signing service's Unix socket does not answer."""
+
+
+class SignerProtocolError(AgentError):
+    """The signing service sent something that is not our protocol."""
+
+
+# -- certificates ----------------------------------------------------------------
+
+
+class CertificateError(AgentError):
+    """A problem with the device certificate."""
+
+
+class CertificateUnreadable(CertificateError):
+    """The certificate file is missing, unreadable or not PEM."""
+
+
+class CertificateKeyMismatch(CertificateError):
+    """The device certificate does not belong to the private key."""
+
+
+# -- TLS to the cloud ------------------------------------------------------------
+
+
+class TlsError(AgentError):
+    """The TLS session to the cloud could not be established safely."""
+
+
+class ServerCertificateUntrusted(TlsError):
+    """The server's chain does not lead to a trusted root."""
+
+
+class ServerHostnameMismatch(TlsError):
+    """The server's certificate is not valid for the host we connected to."""
+
+
+class ServerCertificateExpired(TlsError):
+    """A certificate in the server's chain is outside its validity period."""
+
+
+class TlsHandshakeFailed(TlsError):
+    """The handshake failed for another reason (alert, protocol, timeout)."""
+
+
+# -- MQTT brokers ----------------------------------------------------------------
+
+
+class BrokerError(AgentError):
+    """A broker could not be reached or refused us."""
+
+
+class BrokerUnreachable(BrokerError):
+    """TCP connection to a broker failed."""
+
+
+class BrokerRefused(BrokerError):
+    """The broker answered CONNECT with a failure."""
+
+
+# -- the bridge service ------------------------------------------------------------
+
+
+class ServiceError(AgentError):
+    """The bridge service could not be started, stopped or queried."""

@@ -1,0 +1,68 @@
+"""The Signer seam: whatever holds the device's private key.
+
+The TLS client, the CSR builder and the signing service all take a
+``Signer`` and never care where the key lives::
+
+    signer = open_signer(...)                  # module, socket or file
+    der_sig = signer.sign_digest(
+        hashlib.sha256(data).digest(), "sha256", "ecdsa")
+
+Digests are computed on the host and the signer applies the raw-digest
+mechanism (CKM_ECDSA, CKM_RSA_PKCS_PSS): some modules stub out C_Digest*,
+and it saves round trips to slow tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal, Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+HashName = Literal["sha256", "sha384", "sha512"]
+"""Hashes TLS 1.3 signature schemes use."""
+
+Padding = Literal["ecdsa", "pss", "pkcs1v15"]
+"""How the digest is turned into a signature.
+
+``ecdsa``: ECDSA, result DER-encoded (``SEQUENCE {r, s}``).
+``pss``: RSASSA-PSS, MGF1 with the same hash, salt length = digest length.
+``pkcs1v15``: RSASSA-PKCS1-v1_5 (certificates and CSRs only; TLS 1.3
+forbids it in CertificateVerify).
+"""
+
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+DIGEST_SIZES: dict[HashName, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """A private key that can sign digests. Implementations must be thread-safe."""
+
+    @property
+    def cryptoki(self) -> bool:
+        """True when the key lives on a PKCS#11 token (module or socket)."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the key lives, for humans: a URI, a socket path, a file path."""
+        ...
+
+    def public_key(self) -> PublicKey:
+        """The public half, to match against the certificate."""
+        ...
+
+    def sign_digest(self, digest: bytes, hash_name: HashName, padding: Padding) -> bytes:
+        """Sign an already-computed digest. ECDSA signatures come back DER-encoded."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions, sockets, handles. Idempotent."""
+        ...
+
+
+def sign_data(signer: Signer, data: bytes, hash_name: HashName, padding: Padding) -> bytes:
+    """Hash ``data`` on the host, then have the signer sign the digest."""
+    return signer.sign_digest(hashlib.new(hash_name, data).digest(), hash_name, padding)

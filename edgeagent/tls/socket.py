@@ -1,0 +1,156 @@
+"""A TLS 1.3 socket for paho-mqtt, on tlslite-ng.
+
+paho does the handshake in blocking mode (with its connect timeout), then
+switches the socket to non-blocking and drives it with ``select``. A
+non-blocking TLS socket must never lose a partial record or spin: tlslite's
+``readAsync``/``writeAsync`` generators keep their place between calls, so we
+keep them too and raise ``ssl.SSLWantReadError``/``SSLWantWriteError`` (which
+paho understands) when they are waiting for the network.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable, Generator
+from typing import Any
+
+from tlslite.errors import TLSAbruptCloseError, TLSError
+from tlslite.tlsconnection import TLSConnection
+
+from edgeagent.errors import AgentError
+
+_WANT_READ, _WANT_WRITE = 0, 1
+
+Handshake = Callable[[TLSConnection], None]
+
+
+class TlsSocket:
+    """The socket paho sees: ``do_handshake``, ``recv``, ``send``, ``pending``..."""
+
+    def __init__(self, sock: socket.socket, handshake: Handshake) -> None:
+        self._sock = sock
+        self._conn = TLSConnection(sock)
+        self._handshake = handshake
+        self._reader: Generator[Any, None, None] | None = None
+        self._writer: Generator[Any, None, None] | None = None
+        self._writing = 0
+        self._buffer = b""
+        self._closed = False
+
+    @property
+    def connection(self) -> TLSConnection:
+        return self._conn
+
+    def do_handshake(self) -> None:
+        """Blocking handshake + server verification; raises our TLS errors."""
+        self._handshake(self._conn)
+
+    # -- data ------------------------------------------------------------------
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self._buffer and not self._fill():
+            return b""  # orderly close
+        data, self._buffer = self._buffer[:bufsize], self._buffer[bufsize:]
+        return data
+
+    def _fill(self) -> bool:
+        """Decrypt every complete record already received; False at end of stream.
+
+        tlslite reads from the kernel in 4 KiB chunks into a buffer of its
+        own, so whole records can wait there while ``select`` sees an empty
+        socket. We keep decrypting while that buffer holds bytes: what is
+        left afterwards is at most a partial record, whose rest must arrive
+        from the kernel and so wakes ``select``.
+        """
+        while True:
+            if self._closed:
+                return bool(self._buffer)
+            if self._reader is None:
+                self._reader = self._conn.readAsync()
+            try:
+                result = next(self._reader)
+            except StopIteration:
+                self._reader = None
+                return bool(self._buffer)
+            except (TLSAbruptCloseError, ConnectionResetError):
+                self._reader = None
+                return bool(self._buffer)
+            except TLSError as error:
+                self._reader = None
+                raise ConnectionError(f"TLS error from the server: {error}") from error
+            if result == _WANT_READ:
+                if self._buffer:
+                    return True
+                raise ssl.SSLWantReadError("TLS record incomplete")
+            if result == _WANT_WRITE:
+                if self._buffer:
+                    return True
+                raise ssl.SSLWantWriteError("TLS wants to write")
+            self._reader = None
+            if not result:
+                return bool(self._buffer)  # close_notify
+            self._buffer += bytes(result)
+            if not self._conn.sock._read_buffer:
+                return True
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Encrypt and send ``data``; returns how much of it was taken.
+
+        When the network is full the record stays half-written inside the
+        stored generator; paho calls again with the same bytes in front, and
+        we finish that record first.
+        """
+        if self._writer is None:
+            self._writing = len(data)
+            self._writer = self._conn.writeAsync(bytes(data))
+        try:
+            for result in self._writer:
+                if result == _WANT_WRITE:
+                    raise ssl.SSLWantWriteError("socket buffer full")
+                if result == _WANT_READ:
+                    raise ssl.SSLWantReadError("TLS wants to read")
+        except TLSError as error:
+            self._writer = None
+            raise ConnectionError(f"TLS error while sending: {error}") from error
+        self._writer = None
+        return self._writing
+
+    def sendall(self, data: bytes) -> None:
+        self._conn.write(bytes(data))
+
+    def pending(self) -> int:
+        """Decrypted bytes ready without touching the network (paho #131)."""
+        return len(self._buffer) + len(self._conn._readBuffer)
+
+    # -- plumbing paho uses ------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def settimeout(self, value: float | None) -> None:
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._sock.gettimeout()
+
+    def getpeername(self) -> Any:
+        return self._sock.getpeername()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            # Best effort close_notify; never block a shutdown on it.
+            self._sock.setblocking(False)
+            for result in self._conn.closeAsync():
+                if result in (_WANT_READ, _WANT_WRITE):
+                    break
+        except (TLSError, OSError, AgentError):
+            pass
+        finally:
+            self._sock.close()
