@@ -1,0 +1,195 @@
+"""Run, find and stop the bridge process for one cloud.
+
+Where systemd manages the machine, the bridge is the unit
+``agent-bridge@<cloud>.service`` (shipped in ``packaging/``). Elsewhere
+(containers, CI) ``agent bridge run <cloud>`` is started detached; it holds an
+exclusive ``flock`` on its pid file for its whole life, so a pid file whose
+lock is free is stale and is never mistaken for a live bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeagent.errors import ServiceError
+
+DEFAULT_CONFIG_DIR = Path("/etc/agent")
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def systemd_is_running() -> bool:
+    """sd_booted(): true only when systemd is PID 1 (not in most containers)."""
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+@dataclass(frozen=True)
+class BridgeService:
+    cloud: str
+    config_dir: Path
+    run_dir: Path
+    log_dir: Path
+
+    @property
+    def unit(self) -> str:
+        return f"agent-bridge@{self.cloud}.service"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"bridge-{self.cloud}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / f"bridge-{self.cloud}.log"
+
+    @property
+    def manager(self) -> str:
+        """ "systemd" when the unit can serve this config dir, else "none"."""
+        if self.config_dir.resolve() != DEFAULT_CONFIG_DIR or not systemd_is_running():
+            return "none"
+        found = subprocess.run(["systemctl", "cat", self.unit], capture_output=True, check=False)
+        return "systemd" if found.returncode == 0 else "none"
+
+    # -- queries -----------------------------------------------------------------
+
+    def running_pid(self) -> int | None:
+        """The pid of the live detached bridge, or None."""
+        try:
+            handle = self.pid_file.open("r")
+        except FileNotFoundError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read().strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()  # stale: its owner is gone
+        return None
+
+    def is_running(self) -> bool:
+        if self.manager == "systemd":
+            state = subprocess.run(["systemctl", "is-active", "--quiet", self.unit], check=False)
+            return state.returncode == 0
+        return self.running_pid() is not None
+
+    # -- start / stop --------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start the bridge; returns how (for the summary)."""
+        if self.manager == "systemd":
+            _systemctl("enable", "--now", self.unit)
+            return f"systemd unit {self.unit}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "edgeagent",
+            "--config-dir",
+            str(self.config_dir),
+            "bridge",
+            "run",
+            self.cloud,
+            "--pid-file",
+            str(self.pid_file),
+        ]
+        with self.log_file.open("ab") as log:
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise ServiceError(
+                    f"the bridge exited at start (code {child.returncode}):\n" + self.log_tail(),
+                    f"see {self.log_file}",
+                )
+            if self.running_pid() == child.pid:
+                return f"pid {child.pid}, log {self.log_file}"
+            time.sleep(0.05)
+        child.terminate()
+        raise ServiceError(
+            f"the bridge did not start within {START_TIMEOUT:.0f} s", f"see {self.log_file}"
+        )
+
+    def stop(self) -> bool:
+        """Stop the bridge; False when it was not running."""
+        if self.manager == "systemd":
+            was_active = self.is_running()
+            _systemctl("disable", "--now", self.unit)
+            return was_active
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        if pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.running_pid() is not None:
+            if time.monotonic() > deadline:
+                if pid > 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.2)
+                break
+            time.sleep(0.05)
+        return True
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def hold_pid_file(path: Path) -> Iterator[None]:
+    """Claim ``path`` for this process's life; refuse if a live bridge holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise ServiceError(
+                f"another bridge (pid {handle.read().strip()}) already holds {path}",
+                "stop it first: agent disconnect <cloud>",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            # Unlink while still holding the lock, so nobody reads a stale pid.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _systemctl(*args: str) -> None:
+    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ServiceError(
+            f"systemctl {' '.join(args)} failed: {done.stderr.strip()}",
+            "see journalctl -u agent-bridge@<cloud>",
+        )

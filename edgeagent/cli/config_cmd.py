@@ -1,0 +1,122 @@
+"""`agent config get|set|unset|list`: parse, call edgeagent.config, print.
+
+``edgeagent.config`` (pydantic, tomlkit) is imported inside each command, not
+at module level, so building the parser for other commands stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+from edgeagent.cli.exit_codes import OK
+from edgeagent.cli.main import config_dir_from
+
+if TYPE_CHECKING:
+    from edgeagent.config import ConfigEntry
+
+HIDDEN = "<hidden>"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = subparsers.add_parser(
+        "config",
+        help="read and change agent.toml",
+        description="Read and change the configuration (agent.toml). Every key can also be "
+        "set through an environment variable: AGENT_ + the key upper-cased with dots "
+        "as underscores (device.cryptoki.pin -> AGENT_DEVICE_CRYPTOKI_PIN); an empty "
+        "variable counts as unset.",
+    )
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+
+    get = actions.add_parser("get", help="print a key's effective value")
+    get.add_argument("key", metavar="KEY")
+    get.add_argument("--reveal", action="store_true", help="print a secret (the PIN) in clear")
+    get.set_defaults(run=run_get)
+
+    set_ = actions.add_parser("set", help="validate and store a value")
+    set_.add_argument("key", metavar="KEY")
+    set_.add_argument("value", metavar="VALUE")
+    set_.set_defaults(run=run_set)
+
+    unset = actions.add_parser("unset", help="remove a key from agent.toml (back to default)")
+    unset.add_argument("key", metavar="KEY")
+    unset.set_defaults(run=run_unset)
+
+    list_ = actions.add_parser("list", help="print keys and values, or their documentation")
+    list_.add_argument(
+        "prefix",
+        metavar="PREFIX",
+        nargs="?",
+        default="",
+        help="only keys under this section, e.g. device.cryptoki",
+    )
+    list_.add_argument(
+        "--doc",
+        action="store_true",
+        help="print each key's meaning, example and environment variable",
+    )
+    list_.add_argument("--all", action="store_true", help="include keys left at their default")
+    list_.set_defaults(run=run_list)
+
+
+def run_get(args: argparse.Namespace) -> int:
+    from edgeagent.config import get
+
+    value = get(config_dir_from(args), args.key, reveal=args.reveal)
+    print(value)
+    if value == HIDDEN and not args.reveal:
+        print(f"note: {args.key} is secret; add --reveal to print it", file=sys.stderr)
+    return OK
+
+
+def run_set(args: argparse.Namespace) -> int:
+    from edgeagent.config import env_override, set_value
+
+    stored = set_value(config_dir_from(args), args.key, args.value)
+    if stored not in (args.value, HIDDEN):
+        print(f"note: stored {args.key} as {stored}", file=sys.stderr)
+    _warn_overridden(args.key, env_override(args.key))
+    return OK
+
+
+def run_unset(args: argparse.Namespace) -> int:
+    from edgeagent.config import env_override, unset
+
+    if not unset(config_dir_from(args), args.key):
+        print(f"note: {args.key} was not set in agent.toml", file=sys.stderr)
+    _warn_overridden(args.key, env_override(args.key))
+    return OK
+
+
+def _warn_overridden(key: str, variable: str | None) -> None:
+    if variable is not None:
+        print(f"note: {variable} is set and overrides {key} in this environment", file=sys.stderr)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from edgeagent.config import list_values
+
+    entries = list_values(
+        config_dir_from(args), doc=args.doc, prefix=args.prefix, include_defaults=args.all
+    )
+    for entry in entries:
+        print(format_doc(entry) if args.doc else f"{entry.key}={entry.value}")
+    return OK
+
+
+def format_doc(entry: ConfigEntry) -> str:
+    """One key's documentation block for `list --doc`."""
+    default = f" (default: {entry.default})" if entry.default else ""
+    lines = [
+        entry.key,
+        *textwrap.wrap(entry.doc, width=78, initial_indent="    ", subsequent_indent="    "),
+        f"    value:   {entry.format}{default}",
+        f"    example: agent config set {entry.key} {shlex.quote(entry.example)}",
+        f"    env:     {entry.env_var}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""`agent connect|reconnect|disconnect <cloud>`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from edgeagent.cli.main import config_dir_from
+
+CLOUDS = ("c8y",)
+
+
+class ConsoleProgress:
+    """Prints each step as `label... ✓` (or ✗) and details as `  name: value`."""
+
+    def __init__(self, out: object = None) -> None:
+        self._out = out or sys.stdout
+
+    def detail(self, name: str, value: str) -> None:
+        print(f"    {name}: {value}", file=self._out, flush=True)  # type: ignore[arg-type]
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        print(f"{label}...", end=" ", file=self._out, flush=True)  # type: ignore[arg-type]
+        try:
+            yield
+        except BaseException:
+            print("✗", file=self._out, flush=True)  # type: ignore[arg-type]
+            raise
+        print("✓", file=self._out, flush=True)  # type: ignore[arg-type]
+
+
+def _connect(args: argparse.Namespace) -> int:
+    from edgeagent.clouds.connect import connect
+
+    print(f"Connecting to {args.cloud}:")
+    connect(config_dir_from(args), args.cloud, ConsoleProgress())
+    return 0
+
+
+def _disconnect(args: argparse.Namespace) -> int:
+    from edgeagent.clouds.connect import disconnect
+
+    disconnect(config_dir_from(args), args.cloud, ConsoleProgress())
+    return 0
+
+
+def _reconnect(args: argparse.Namespace) -> int:
+    from edgeagent.clouds.connect import connect, disconnect
+
+    progress = ConsoleProgress()
+    disconnect(config_dir_from(args), args.cloud, progress)
+    print(f"Connecting to {args.cloud}:")
+    connect(config_dir_from(args), args.cloud, progress)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, run, text in (
+        ("connect", _connect, "check the device's key and certificate, then start the bridge"),
+        ("disconnect", _disconnect, "stop the bridge to a cloud"),
+        ("reconnect", _reconnect, "disconnect, then connect"),
+    ):
+        parser = sub.add_parser(name, help=text, description=text)
+        parser.add_argument("cloud", choices=CLOUDS, help="which cloud")
+        parser.set_defaults(run=run)

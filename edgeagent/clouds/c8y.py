@@ -1,0 +1,36 @@
+"""Cumulocity IoT: MQTT over TLS with a device certificate."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from edgeagent.clouds.profile import CloudProfile
+from edgeagent.config import AgentConfig
+
+# Cumulocity's MQTT service refuses larger payloads.
+MAX_PAYLOAD = 16184
+
+
+def c8y_profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
+    host, port = config.c8y.host_port()
+    return CloudProfile(
+        name="c8y",
+        title="Cumulocity",
+        host=host,
+        port=port,
+        root_cert_path=config.c8y.root_cert_path,
+        identity=config.identity("c8y"),
+        rules_path=rules_path("c8y", config_dir),
+        max_qos=2,
+        forwards_retain=False,  # Cumulocity ignores retained messages
+        max_payload=MAX_PAYLOAD,
+    )
+
+
+def rules_path(cloud: str, config_dir: Path) -> Path:
+    """The user's copy in <config dir>/bridge/ if there is one, else ours."""
+    own = config_dir / "bridge" / f"{cloud}.toml"
+    if own.is_file():
+        return own
+    return Path(str(resources.files("edgeagent.clouds") / "rules" / f"{cloud}.toml"))

@@ -1,0 +1,216 @@
+"""`agent connect|disconnect|reconnect <cloud>` and the bridge's foreground run.
+
+Every step reports to a ``Progress`` (the CLI prints it); failures are our
+errors, raised at the first step that fails, so the user sees which step
+and what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgeagent.bridge.bridge import Bridge
+from edgeagent.bridge.link import Endpoint
+from edgeagent.bridge.probe import probe
+from edgeagent.bridge.rules import TopicRules
+from edgeagent.bridge.service import BridgeService, hold_pid_file
+from edgeagent.clouds.device import open_device
+from edgeagent.clouds.profile import CloudProfile
+from edgeagent.clouds.registry import cloud_profile
+from edgeagent.config import AgentConfig, config_file, load_config
+from edgeagent.errors import ConfigError, ServiceError
+
+log = logging.getLogger("edgeagent.clouds")
+
+HEALTH_TIMEOUT = 90.0  # a TPM signs slowly; the bridge handshakes once more
+
+
+class Progress(Protocol):
+    """Where connect reports what it does (the CLI prints it)."""
+
+    def detail(self, name: str, value: str) -> None: ...
+
+    def step(self, label: str) -> AbstractContextManager[None]: ...
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    device_id: str
+    cryptoki: bool
+    connack_seconds: float
+    handshake_seconds: float
+
+
+def _service(config: AgentConfig, config_dir: Path, cloud: str) -> BridgeService:
+    return BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+
+
+def _local_endpoint(config: AgentConfig, profile: CloudProfile) -> Endpoint:
+    return Endpoint(
+        name="local",
+        host=config.mqtt.client.host,
+        port=config.mqtt.client.port,
+        client_id=f"agent-bridge-{profile.name}",
+        connect_timeout=10.0,
+        max_inflight=100,
+    )
+
+
+def _load(config_dir: Path, cloud: str) -> tuple[AgentConfig, CloudProfile]:
+    config = load_config(config_dir)
+    profile = cloud_profile(cloud, config, config_dir)
+    if not config.mqtt.bridge.built_in:
+        raise ConfigError(
+            "mqtt.bridge.built_in is false, but only the built-in bridge can sign with a "
+            "key held on a token (mosquitto's bridge needs the key in a file)",
+            "agent config set mqtt.bridge.built_in true",
+        )
+    return config, profile
+
+
+def connect(config_dir: Path, cloud: str, progress: Progress) -> ConnectResult:
+    """Check everything, start the bridge, and wait until it reports the cloud up."""
+    with progress.step("Reading the configuration"):
+        config, profile = _load(config_dir, cloud)
+    progress.detail("configuration", str(config_file(config_dir)))
+    progress.detail("cloud host", f"{profile.host}:{profile.port}")
+    service = _service(config, config_dir, cloud)
+    if service.is_running():
+        raise ServiceError(
+            f"already connected to {profile.title}: the bridge is running",
+            f"agent reconnect {cloud}   (or agent disconnect {cloud})",
+        )
+
+    with progress.step("Checking the device certificate and key"):
+        device = open_device(config, profile)
+    try:
+        progress.detail("device id", device.device_id)
+        progress.detail("certificate file", str(device.certificate.path))
+        progress.detail("cryptoki", "true" if device.signer.cryptoki else "false")
+        progress.detail("key", device.signer.location)
+        progress.detail("bridge", "built-in")
+        with progress.step(f"Connecting to {profile.title} over TLS 1.3"):
+            result = probe(device.cloud_endpoint(profile))
+        progress.detail(
+            "TLS handshake",
+            f"{device.tls.last_handshake.seconds * 1000:.1f} ms "
+            f"(with CONNACK {result.connack_seconds * 1000:.1f} ms)",
+        )
+    finally:
+        device.close()
+
+    with progress.step("Starting the bridge"):
+        how = service.start()
+    progress.detail("service", how)
+    with progress.step(f"Verifying the device is connected to {profile.title}"):
+        wait_until_healthy(config, profile, service)
+    return ConnectResult(
+        device.device_id,
+        device.signer.cryptoki,
+        result.connack_seconds,
+        device.tls.last_handshake.seconds,
+    )
+
+
+def disconnect(config_dir: Path, cloud: str, progress: Progress) -> bool:
+    """Stop the bridge; False (and no error) when it was not running."""
+    config = load_config(config_dir)
+    profile = cloud_profile(cloud, config, config_dir)
+    service = _service(config, config_dir, cloud)
+    if not service.is_running():
+        progress.detail(profile.title, "not connected (no bridge running)")
+        return False
+    with progress.step(f"Stopping the {profile.title} bridge"):
+        service.stop()
+    return True
+
+
+def wait_until_healthy(config: AgentConfig, profile: CloudProfile, service: BridgeService) -> None:
+    """Watch the bridge's retained health message on the local broker."""
+    status: dict[str, Any] = {}
+    changed = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            status.update(json.loads(message.payload))
+        except ValueError:
+            return
+        changed.set()
+
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    watcher.on_message = on_message
+    watcher.on_connect = lambda c, *_: c.subscribe(profile.health_topic, 1)
+    try:
+        watcher.connect(config.mqtt.client.host, config.mqtt.client.port)
+    except OSError as error:
+        raise ServiceError(
+            f"cannot reach the local broker {config.mqtt.client.host}:{config.mqtt.client.port} "
+            f"to check the bridge: {error}",
+            "start the local broker (mosquitto) or fix mqtt.client.host / mqtt.client.port",
+        ) from error
+    watcher.loop_start()
+    try:
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        while time.monotonic() < deadline:
+            if status.get("status") == "up":
+                return
+            if not service.is_running():
+                raise ServiceError(
+                    "the bridge stopped:\n" + service.log_tail(), f"see {service.log_file}"
+                )
+            changed.wait(0.2)
+            changed.clear()
+        raise ServiceError(
+            f"the bridge did not report {profile.title} connected within "
+            f"{HEALTH_TIMEOUT:.0f} s (last: {status.get('reason', 'no status')})",
+            f"see {service.log_file}",
+        )
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+
+
+def run_bridge(
+    config_dir: Path, cloud: str, stop: threading.Event, pid_file: Path | None = None
+) -> None:
+    """Run the bridge in the foreground until ``stop`` is set (systemd, containers)."""
+    config, profile = _load(config_dir, cloud)
+    with _maybe_pid_file(pid_file):
+        device = open_device(config, profile)
+        try:
+            rules = TopicRules.load(profile.rules_path)
+            bridge = Bridge(
+                _local_endpoint(config, profile),
+                device.cloud_endpoint(profile),
+                rules,
+                profile.health_topic,
+                cloud_max_qos=profile.max_qos,
+                cloud_retain=profile.forwards_retain,
+            )
+            log.warning(
+                "bridge for %s starting: device %s, key %s, cloud %s:%d",
+                profile.title,
+                device.device_id,
+                device.signer.location,
+                profile.host,
+                profile.port,
+            )
+            bridge.start()
+            stop.wait()
+            bridge.stop()
+        finally:
+            device.close()
+
+
+def _maybe_pid_file(pid_file: Path | None) -> AbstractContextManager[None]:
+    return nullcontext() if pid_file is None else hold_pid_file(pid_file)

@@ -1,0 +1,59 @@
+"""The device as one cloud sees it: certificate, key, and a TLS context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeagent.bridge.link import Endpoint
+from edgeagent.clouds.profile import CloudProfile
+from edgeagent.config import AgentConfig
+from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
+from edgeagent.signing.match import check_matches_certificate
+from edgeagent.signing.open import open_signer
+from edgeagent.signing.signer import Signer
+from edgeagent.tls.client import TlsClientContext
+from edgeagent.tls.verify import load_trust_anchors
+
+
+@dataclass
+class Device:
+    certificate: DeviceCertificate
+    signer: Signer
+    tls: TlsClientContext
+
+    @property
+    def device_id(self) -> str:
+        return self.certificate.device_id
+
+    def cloud_endpoint(self, profile: CloudProfile) -> Endpoint:
+        return Endpoint(
+            name=profile.name,
+            host=profile.host,
+            port=profile.port,
+            client_id=self.device_id,
+            tls=self.tls,
+            username=profile.username(self.device_id),
+        )
+
+    def close(self) -> None:
+        self.signer.close()
+
+
+def open_device(config: AgentConfig, profile: CloudProfile) -> Device:
+    """Read the certificate, open the key, check they match, load the trusted roots."""
+    cert_key = (
+        f"{profile.name}.device.cert_path"
+        if (config.cloud(profile.name).device.cert_path is not None)
+        else "device.cert_path"
+    )
+    certificate = read_device_certificate(profile.identity.cert_path, cert_key)
+    certificate.device_id  # noqa: B018 - fail early on a certificate without CN
+    anchors = load_trust_anchors(profile.root_cert_path)
+    signer = open_signer(config, profile.identity, profile.name)
+    try:
+        check_matches_certificate(signer, certificate.leaf)
+        tls = TlsClientContext(signer, certificate.pem, anchors, list(profile.alpn) or None)
+    except BaseException:
+        signer.close()
+        raise
+    return Device(certificate, signer, tls)

@@ -1,0 +1,33 @@
+"""What the agent needs to know about one cloud to bridge to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeagent.config import DeviceIdentity
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    """One cloud's endpoint, identity and MQTT rules, resolved from the config."""
+
+    name: str  # as typed on the command line: "c8y"
+    title: str  # for humans: "Cumulocity"
+    host: str
+    port: int
+    root_cert_path: Path
+    identity: DeviceIdentity
+    rules_path: Path
+    max_qos: int = 2
+    forwards_retain: bool = False
+    max_payload: int | None = None
+    alpn: tuple[bytes, ...] = ()
+
+    @property
+    def health_topic(self) -> str:
+        """Retained status of this cloud's bridge on the local broker."""
+        return f"agent/bridge/{self.name}/health"
+
+    def username(self, device_id: str) -> str | None:
+        return None

@@ -1,0 +1,330 @@
+"""The configuration schema: every key, its type, default, doc and example.
+
+This is the one place a configuration key is defined. ``agent config list
+--doc``, the environment variable names, ``set`` validation and the typed
+object the rest of the agent reads all come from these models::
+
+    cfg = load_config(Path("/etc/agent"))
+    cfg.device.cryptoki.mode            # "off" | "module" | "socket"
+    cfg.identity("c8y").key_uri         # c8y.device.key_uri, else device.key_uri
+    cfg.c8y.host_port()                 # ("example.cumulocity.com", 8883)
+
+The models are plain pydantic ``BaseModel``s, not ``BaseSettings``: the
+environment is merged by :mod:`edgeagent.config.env` (see there for why), and
+``pydantic_settings`` alone costs ~0.1 s more to import than pydantic on
+every ``agent`` invocation.
+
+Each field is declared with :func:`key`, which records the doc and the
+example; a ``Format`` marker inside an ``Annotated`` type gives the
+human-readable description of what the value may be, used in error messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+from edgeagent.errors import MissingConfigValue, UnknownConfigKey
+
+
+@dataclass(frozen=True)
+class Format:
+    """What a value must look like, in the user's words (for error messages)."""
+
+    text: str
+
+
+def key(doc: str, example: str, default: Any = None) -> Any:
+    """A configuration key: its default, its doc string and one example value."""
+    return Field(default=default, description=doc, examples=[example])
+
+
+# -- value types -----------------------------------------------------------------
+
+
+def _absolute(path: Path) -> Path:
+    # A relative path in agent.toml would silently depend on the agent's
+    # working directory (/ under systemd). `set` and the environment resolve
+    # relative paths against the caller's cwd before they get here.
+    if not path.is_absolute():
+        raise ValueError(f"must be an absolute path, got {str(path)!r}")
+    return path
+
+
+def _pkcs11_uri(uri: str) -> str:
+    # Only the scheme is checked here; RFC 7512 parsing belongs to
+    # edgeagent.pkcs11, which the config layer must not import.
+    if not uri.startswith("pkcs11:"):
+        raise ValueError("must be a PKCS#11 URI starting with 'pkcs11:'")
+    return uri
+
+
+def _pin_text(value: Any) -> Any:
+    # A hand-written `pin = 123456` is a TOML integer; a PIN is text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def parse_host_port(value: str) -> tuple[str, int | None]:
+    """Split ``host[:port]`` (``[v6addr][:port]`` too); raise ValueError if malformed."""
+    if "://" in value:
+        raise ValueError("give host[:port] without a scheme (no 'mqtts://' or 'https://')")
+    if not value or any(c.isspace() for c in value) or "/" in value:
+        raise ValueError("must be host[:port] with no spaces and no path")
+    host, port_text = value, ""
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise ValueError("unclosed '[' in an IPv6 address")
+        host, rest = value[1:end], value[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError("expected ':port' after ']'")
+        port_text = rest[1:]
+        if rest and not port_text:
+            raise ValueError("empty port after ':'")
+    elif ":" in value:
+        host, _, port_text = value.rpartition(":")
+        if ":" in host:
+            raise ValueError("write an IPv6 address as [addr]:port")
+        if not port_text:
+            raise ValueError("empty port after ':'")
+    if not host:
+        raise ValueError("missing host name")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError("port must be a number 1..65535")
+    return host, int(port_text)
+
+
+def _host_port(value: str) -> str:
+    parse_host_port(value)
+    return value
+
+
+AbsPath = Annotated[Path, AfterValidator(_absolute), Format("an absolute path")]
+KeyUri = Annotated[
+    str,
+    AfterValidator(_pkcs11_uri),
+    Format("a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'"),
+]
+HostPort = Annotated[
+    str,
+    AfterValidator(_host_port),
+    Format("host[:port] without a scheme, port 1..65535"),
+]
+Pin = Annotated[SecretStr, BeforeValidator(_pin_text), Format("the token's user PIN")]
+Port = Annotated[int, Field(ge=1, le=65535), Format("an integer 1..65535")]
+CryptokiMode = Literal["off", "module", "socket"]
+
+
+class Section(BaseModel):
+    # forbid: a misspelt key in agent.toml (`modul_path`) must be an error,
+    # not a silently ignored line that leaves the key on disk.
+    # frozen: a loaded configuration is a value; edits go through the file.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- device ------------------------------------------------------------------------
+
+
+class CryptokiConfig(Section):
+    mode: CryptokiMode = key(
+        "Where the device's private key is used. 'off': a key file on disk "
+        "(device.key_path). 'module': the agent loads the PKCS#11 module and signs "
+        "on the token. 'socket': the agent asks the signing service "
+        "(`agent p11-server`) over a Unix socket and never sees the module or the PIN.",
+        "module",
+        default="off",
+    )
+    module_path: AbsPath | None = key(
+        "The PKCS#11 module (shared library) to load in 'module' mode, and which "
+        "the signing service loads in 'socket' mode.",
+        "/usr/lib/softhsm/libsofthsm2.so",
+    )
+    pin: Pin | None = key(
+        "The token's user PIN. Never printed by `list`, only by `get --reveal`; "
+        "agent.toml is kept mode 0600 while it holds a PIN.",
+        "123456",
+    )
+    uri: KeyUri | None = key(
+        "The token (or key) the signing service serves, as a PKCS#11 URI; "
+        "unset means the first token with a usable key.",
+        "pkcs11:token=my-token",
+    )
+    socket_path: AbsPath = key(
+        "The signing service's Unix socket, used in 'socket' mode.",
+        "/run/agent-p11-server/agent-p11-server.sock",
+        default=Path("/run/agent-p11-server/agent-p11-server.sock"),
+    )
+
+
+class DeviceConfig(Section):
+    cryptoki: CryptokiConfig = Field(default_factory=CryptokiConfig)
+    key_uri: KeyUri | None = key(
+        "The device's private key on the token, as a PKCS#11 URI (what `p11tool "
+        "--list-privkeys --only-urls` prints). With no URI, or one naming only a "
+        "token, the first usable key is chosen with a warning. A cloud's "
+        "<cloud>.device.key_uri overrides it.",
+        "pkcs11:token=my-token;object=my-key",
+    )
+    key_path: AbsPath | None = key(
+        "The device's private key as a PEM file, used when device.cryptoki.mode is 'off'.",
+        "/etc/agent/device-certs/device.key",
+    )
+    cert_path: AbsPath | None = key(
+        "The device certificate (PEM). Its CN is the device id.",
+        "/etc/agent/device-certs/device.pem",
+        default=Path("/etc/agent/device-certs/device.pem"),
+    )
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """The key and certificate one cloud connection uses, overrides applied."""
+
+    key_uri: str | None
+    key_path: Path | None
+    cert_path: Path | None
+
+
+# -- clouds ------------------------------------------------------------------------
+
+
+class CloudDeviceConfig(Section):
+    """``<cloud>.device.*``: unset means "use the device-wide device.* value"."""
+
+    key_uri: KeyUri | None = key(
+        "This cloud's device key as a PKCS#11 URI; unset uses device.key_uri.",
+        "pkcs11:token=my-token;object=cloud-key",
+    )
+    cert_path: AbsPath | None = key(
+        "This cloud's device certificate (PEM); unset uses device.cert_path.",
+        "/etc/agent/device-certs/cloud.pem",
+    )
+    key_path: AbsPath | None = key(
+        "This cloud's device key file (PEM, mode 'off'); unset uses device.key_path.",
+        "/etc/agent/device-certs/cloud.key",
+    )
+
+
+class CloudConfig(Section):
+    """What every cloud has: an endpoint, trusted roots, a device identity.
+
+    A cloud is a subclass that sets ``cloud`` (its section name) and
+    ``mqtt_port`` and redeclares ``url`` with its own doc and example;
+    ``AgentConfig`` gets one field per cloud, named ``cloud``.
+    """
+
+    cloud: ClassVar[str]
+    mqtt_port: ClassVar[int] = 8883
+
+    url: HostPort | None = key("The cloud's MQTT endpoint, host[:port].", "example.com")
+    root_cert_path: AbsPath = key(
+        "Trusted root CAs for the cloud's server certificate: a PEM file or a "
+        "directory of PEM files.",
+        "/etc/ssl/certs",
+        default=Path("/etc/ssl/certs"),
+    )
+    device: CloudDeviceConfig = Field(default_factory=CloudDeviceConfig)
+
+    def host_port(self) -> tuple[str, int]:
+        """The endpoint to dial; the cloud's MQTT-over-TLS port unless url names one."""
+        name = self.cloud
+        if self.url is None:
+            raise MissingConfigValue(
+                f"{name}.url is not set",
+                f"agent config set {name}.url <host[:port]>",
+            )
+        host, port = parse_host_port(self.url)
+        return host, port if port is not None else self.mqtt_port
+
+
+class C8yConfig(CloudConfig):
+    cloud: ClassVar[str] = "c8y"
+
+    url: HostPort | None = key(
+        "The Cumulocity tenant's MQTT endpoint, host[:port]; port 8883 when omitted.",
+        "example.cumulocity.com",
+    )
+
+
+# -- local broker, files -----------------------------------------------------------
+
+
+class MqttClientConfig(Section):
+    host: str = key("The local MQTT broker's host.", "127.0.0.1", default="127.0.0.1")
+    port: Port = key("The local MQTT broker's port.", "1883", default=1883)
+
+
+class MqttBridgeConfig(Section):
+    built_in: bool = key(
+        "Bridge to the cloud with the agent's built-in bridge (true) rather than "
+        "the local broker's own bridge (false).",
+        "true",
+        default=True,
+    )
+
+
+class MqttConfig(Section):
+    client: MqttClientConfig = Field(default_factory=MqttClientConfig)
+    bridge: MqttBridgeConfig = Field(default_factory=MqttBridgeConfig)
+
+
+class RunConfig(Section):
+    path: AbsPath = key(
+        "Runtime directory: pid files of bridges started without systemd.",
+        "/run/agent",
+        default=Path("/run/agent"),
+    )
+
+
+class LogsConfig(Section):
+    path: AbsPath = key(
+        "Directory for the agent's log files.", "/var/log/agent", default=Path("/var/log/agent")
+    )
+
+
+# -- the whole file ------------------------------------------------------------------
+
+
+class AgentConfig(Section):
+    """The whole configuration: agent.toml plus AGENT_* overrides, validated."""
+
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    c8y: C8yConfig = Field(default_factory=C8yConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+
+    @classmethod
+    def cloud_names(cls) -> tuple[str, ...]:
+        """Every cloud section, in schema order (``("c8y",)`` for now)."""
+        return tuple(
+            name
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, CloudConfig)
+        )
+
+    def cloud(self, name: str) -> CloudConfig:
+        if name not in self.cloud_names():
+            raise UnknownConfigKey(
+                f"no cloud named {name!r}",
+                f"use one of: {', '.join(self.cloud_names())}",
+            )
+        section = getattr(self, name)
+        assert isinstance(section, CloudConfig)
+        return section
+
+    def identity(self, cloud: str) -> DeviceIdentity:
+        """The device identity for one cloud: each <cloud>.device.* key, else device.*."""
+        own = self.cloud(cloud).device
+        return DeviceIdentity(
+            key_uri=own.key_uri if own.key_uri is not None else self.device.key_uri,
+            key_path=own.key_path if own.key_path is not None else self.device.key_path,
+            cert_path=own.cert_path if own.cert_path is not None else self.device.cert_path,
+        )

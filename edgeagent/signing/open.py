@@ -1,0 +1,38 @@
+"""Open the Signer that ``device.cryptoki.mode`` asks for."""
+
+from __future__ import annotations
+
+from edgeagent.config import AgentConfig, DeviceIdentity
+from edgeagent.errors import ConfigError, MissingConfigValue
+from edgeagent.signing.file_signer import FileSigner
+from edgeagent.signing.signer import Signer
+
+
+def open_signer(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Signer:
+    """The device key for one cloud: on a token (module or socket) or in a file."""
+    cryptoki = config.device.cryptoki
+    if cryptoki.mode == "module":
+        if cryptoki.module_path is None:
+            raise MissingConfigValue(
+                "device.cryptoki.mode is 'module' but device.cryptoki.module_path is not set",
+                "agent config set device.cryptoki.module_path /usr/lib/softhsm/libsofthsm2.so "
+                "(the PKCS#11 library of your token)",
+            )
+        from edgeagent.signing.module_signer import open_module_signer
+
+        pin = cryptoki.pin.get_secret_value() if cryptoki.pin is not None else None
+        return open_module_signer(cryptoki.module_path, identity.key_uri, pin)
+    if cryptoki.mode == "socket":
+        raise ConfigError(
+            "device.cryptoki.mode 'socket' (the agent p11-server signing service) is not "
+            "available in this version",
+            "agent config set device.cryptoki.mode module",
+        )
+    if identity.key_path is None:
+        raise MissingConfigValue(
+            f"no device key: device.cryptoki.mode is 'off' and {cloud}.device.key_path / "
+            "device.key_path is not set",
+            "agent config set device.key_path /etc/agent/device-certs/device.key, or keep the "
+            "key on a token: agent config set device.cryptoki.mode module",
+        )
+    return FileSigner(identity.key_path)

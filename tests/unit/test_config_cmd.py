@@ -1,0 +1,95 @@
+"""`agent config ...` argument parsing and output, through config_cmd's functions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+
+from edgeagent.cli import config_cmd
+from edgeagent.cli.exit_codes import exit_code_for
+from edgeagent.errors import AgentError
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("AGENT_"):
+            monkeypatch.delenv(name)
+
+
+def run(tmp_path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="agent")
+    parser.add_argument("--config-dir")
+    config_cmd.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["--config-dir", str(tmp_path), "config", *argv])
+    try:
+        return int(args.run(args))
+    except AgentError as error:
+        return exit_code_for(error)
+
+
+def test_set_get_unset(tmp_path, capsys):
+    assert run(tmp_path, "set", "c8y.url", "example.cumulocity.com") == 0
+    assert run(tmp_path, "get", "c8y.url") == 0
+    assert capsys.readouterr().out == "example.cumulocity.com\n"
+    assert run(tmp_path, "unset", "c8y.url") == 0
+    assert run(tmp_path, "get", "c8y.url") == 13  # MissingConfigValue
+
+
+def test_bad_value_exit_code(tmp_path):
+    assert run(tmp_path, "set", "mqtt.client.port", "0") == 12
+    assert run(tmp_path, "set", "mqtt.clint.port", "1") == 11
+
+
+def test_list_prints_key_equals_value(tmp_path, capsys):
+    run(tmp_path, "set", "device.cryptoki.mode", "module")
+    run(tmp_path, "set", "device.cryptoki.pin", "s3cr3t")
+    capsys.readouterr()
+    assert run(tmp_path, "list") == 0
+    out = capsys.readouterr().out
+    assert out == "device.cryptoki.mode=module\ndevice.cryptoki.pin=<hidden>\n"
+
+
+def test_list_all_and_prefix(tmp_path, capsys):
+    assert run(tmp_path, "list", "--all", "mqtt") == 0
+    assert capsys.readouterr().out == (
+        "mqtt.client.host=127.0.0.1\nmqtt.client.port=1883\nmqtt.bridge.built_in=true\n"
+    )
+
+
+def test_list_doc(tmp_path, capsys):
+    assert run(tmp_path, "list", "--doc", "device.key_uri") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("device.key_uri\n    The device's private key")
+    assert (
+        "    example: agent config set device.key_uri 'pkcs11:token=my-token;object=my-key'" in out
+    )
+    assert "    env:     AGENT_DEVICE_KEY_URI" in out
+    assert "PKCS#11 URI" in out
+
+
+def test_get_pin_needs_reveal(tmp_path, capsys):
+    run(tmp_path, "set", "device.cryptoki.pin", "s3cr3t")
+    capsys.readouterr()
+    run(tmp_path, "get", "device.cryptoki.pin")
+    captured = capsys.readouterr()
+    assert captured.out == "<hidden>\n"
+    assert "--reveal" in captured.err
+    run(tmp_path, "get", "device.cryptoki.pin", "--reveal")
+    assert capsys.readouterr().out == "s3cr3t\n"
+
+
+def test_set_notes_relative_path_and_env_override(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AGENT_DEVICE_CERT_PATH", "/elsewhere.pem")
+    assert run(tmp_path, "set", "device.cert_path", "device.pem") == 0
+    err = capsys.readouterr().err
+    assert f"stored device.cert_path as {tmp_path / 'device.pem'}" in err
+    assert "AGENT_DEVICE_CERT_PATH is set and overrides device.cert_path" in err
+
+
+def test_unset_of_absent_key_says_so(tmp_path, capsys):
+    assert run(tmp_path, "unset", "c8y.url") == 0
+    assert "was not set" in capsys.readouterr().err
