@@ -142,8 +142,10 @@ class BridgeService:
         if pid > 0:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        # The bridge releases its pid file just before it exits: wait for the
+        # process itself, so "disconnected" means the old bridge is gone.
         deadline = time.monotonic() + STOP_TIMEOUT
-        while self.running_pid() is not None:
+        while self.running_pid() is not None or (pid > 0 and process_alive(pid)):
             if time.monotonic() > deadline:
                 if pid > 0:
                     with contextlib.suppress(ProcessLookupError):
@@ -159,6 +161,16 @@ class BridgeService:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # Field 3, after the parenthesised command name (which may hold spaces).
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @contextlib.contextmanager

@@ -113,6 +113,11 @@ class TlsClientContext:
             self._handshake(conn, host)
             self.last_handshake.seconds = time.perf_counter() - started
 
+        # MQTT packets are small and latency-bound: without this, Nagle holds
+        # CONNECT back until the server's delayed ACK of our last handshake
+        # flight (~40-80 ms on Linux).
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         wrapped = TlsSocket(sock, handshake)
         install_fast_aead(wrapped.connection._recordLayer)
         if do_handshake_on_connect:

@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.support.pki", "tests.support.mosquitto", "tests.support.softhsm"]
