@@ -289,6 +289,39 @@ class LogsConfig(Section):
     )
 
 
+def _name_list(value: str) -> str:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        if not (item.isdigit() or item.replace("-", "").replace("_", "").isalnum()):
+            raise ValueError(f"{item!r} is not a user/group name or a numeric id")
+    return ",".join(items)
+
+
+NameList = Annotated[
+    str, AfterValidator(_name_list), Format("comma-separated names or numeric ids")
+]
+
+
+class P11ServerConfig(Section):
+    socket_group: str | None = key(
+        "Group that owns the signing service's socket (mode 0660). Unset: the "
+        "service's own primary group.",
+        "agent",
+    )
+    allowed_users: NameList = key(
+        "Users (names or uids) the signing service serves, besides its own user. "
+        "Checked with SO_PEERCRED on every connection.",
+        "agent,1000",
+        default="",
+    )
+    allowed_groups: NameList = key(
+        "Groups (names or gids) whose members the signing service serves. "
+        "Unset: the socket's group.",
+        "agent",
+        default="",
+    )
+
+
 # -- the whole file ------------------------------------------------------------------
 
 
@@ -300,6 +333,7 @@ class AgentConfig(Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    p11_server: P11ServerConfig = Field(default_factory=P11ServerConfig)
 
     @classmethod
     def cloud_names(cls) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeagent.config import AgentConfig, DeviceIdentity
-from edgeagent.errors import ConfigError, MissingConfigValue
+from edgeagent.errors import MissingConfigValue
 from edgeagent.signing.file_signer import FileSigner
 from edgeagent.signing.signer import Signer
 
@@ -23,11 +23,9 @@ def open_signer(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Si
         pin = cryptoki.pin.get_secret_value() if cryptoki.pin is not None else None
         return open_module_signer(cryptoki.module_path, identity.key_uri, pin)
     if cryptoki.mode == "socket":
-        raise ConfigError(
-            "device.cryptoki.mode 'socket' (the agent p11-server signing service) is not "
-            "available in this version",
-            "agent config set device.cryptoki.mode module",
-        )
+        from edgeagent.signing.socket_signer import open_socket_signer
+
+        return open_socket_signer(cryptoki.socket_path, identity.key_uri)
     if identity.key_path is None:
         raise MissingConfigValue(
             f"no device key: device.cryptoki.mode is 'off' and {cloud}.device.key_path / "

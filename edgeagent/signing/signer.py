@@ -15,25 +15,15 @@ and it saves round trips to slow tokens.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-HashName = Literal["sha256", "sha384", "sha512"]
-"""Hashes TLS 1.3 signature schemes use."""
+from edgeagent.protocol.schemes import DIGEST_SIZES, HashName, Padding
 
-Padding = Literal["ecdsa", "pss", "pkcs1v15"]
-"""How the digest is turned into a signature.
-
-``ecdsa``: ECDSA, result DER-encoded (``SEQUENCE {r, s}``).
-``pss``: RSASSA-PSS, MGF1 with the same hash, salt length = digest length.
-``pkcs1v15``: RSASSA-PKCS1-v1_5 (certificates and CSRs only; TLS 1.3
-forbids it in CertificateVerify).
-"""
+__all__ = ["DIGEST_SIZES", "HashName", "Padding", "PublicKey", "Signer", "sign_data"]
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-
-DIGEST_SIZES: dict[HashName, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 
 @runtime_checkable

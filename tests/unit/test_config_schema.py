@@ -29,6 +29,9 @@ EXPECTED_KEYS = {
     "mqtt.bridge.built_in",
     "run.path",
     "logs.path",
+    "p11_server.socket_group",
+    "p11_server.allowed_users",
+    "p11_server.allowed_groups",
 }
 
 

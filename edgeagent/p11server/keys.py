@@ -1,0 +1,47 @@
+"""The keys the signing service signs with, opened once and kept.
+
+Each distinct key URI a client asks for is resolved once to a key handle and
+kept (thin-edge #3601: never search again before signing). A wrong or locked
+PIN is remembered and answered from memory until restart: retrying it would
+count against the token's lockout (a TPM's dictionary-attack protection).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from edgeagent.errors import PinIncorrect, PinLocked
+from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
+
+
+class TokenKeys:
+    def __init__(self, module_path: Path, pin: str | None, default_uri: str | None) -> None:
+        self._module_path = module_path
+        self._pin = pin
+        self._default_uri = default_uri
+        self._signers: dict[str | None, ModuleSigner] = {}
+        self._pin_failure: PinIncorrect | PinLocked | None = None
+        self._lock = threading.Lock()
+
+    def signer(self, uri: str | None) -> ModuleSigner:
+        """The signer for ``uri`` (None: the service's default key)."""
+        wanted = uri or self._default_uri
+        with self._lock:
+            if self._pin_failure is not None:
+                raise self._pin_failure
+            signer = self._signers.get(wanted)
+            if signer is None:
+                try:
+                    signer = open_module_signer(self._module_path, wanted, self._pin)
+                except (PinIncorrect, PinLocked) as failure:
+                    self._pin_failure = failure
+                    raise
+                self._signers[wanted] = signer
+            return signer
+
+    def close(self) -> None:
+        with self._lock:
+            for signer in self._signers.values():
+                signer.close()
+            self._signers.clear()

@@ -1,0 +1,238 @@
+"""Finding tokens from a URI, logging in, and the one shared session per token.
+
+    tokens = find_tokens(module, Pkcs11Uri.parse("pkcs11:token=my-token"))
+    session = open_token_session(module, tokens[0], pin="123456")
+    with session.lock:
+        ... session.session.get_objects(...) ...
+    session.release()
+
+Many modules refuse a second concurrent login, and PKCS#11 login state is
+per token and application anyway, so every user of a token in this process
+shares one session (reference-counted). Callers hold ``session.lock`` (the
+module's lock, see ``module.py``) around every call on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pkcs11
+import pkcs11.exceptions as p11x
+from pkcs11 import TokenFlag
+
+from edgeagent.errors import MissingConfigValue, TokenNotFound
+from edgeagent.pkcs11.module import Module, pkcs11_errors
+from edgeagent.pkcs11.uri import Pkcs11Uri
+
+log = logging.getLogger("edgeagent.pkcs11")
+
+
+@dataclass(frozen=True)
+class TokenDescription:
+    """What C_GetSlotInfo and C_GetTokenInfo say about one token."""
+
+    slot_id: int
+    slot_description: str
+    slot_manufacturer: str
+    label: str
+    manufacturer: str
+    model: str
+    serial: str
+    login_required: bool
+    protected_auth_path: bool
+
+    @property
+    def uri(self) -> Pkcs11Uri:
+        """The token's URI, with the attributes p11tool prints for it."""
+        return Pkcs11Uri(
+            manufacturer=self.manufacturer,
+            model=self.model,
+            serial=self.serial,
+            token=self.label,
+        )
+
+    def summary(self) -> str:
+        return f"token {self.label!r} (serial {self.serial}, slot {self.slot_id}): {self.uri}"
+
+
+@dataclass(frozen=True)
+class FoundToken:
+    """A token that matched, with the python-pkcs11 object to open it."""
+
+    description: TokenDescription
+    token: Any
+
+
+def _describe(slot: Any, token: Any) -> TokenDescription:
+    return TokenDescription(
+        slot_id=int(slot.slot_id),
+        slot_description=slot.slot_description,
+        slot_manufacturer=slot.manufacturer_id,
+        label=token.label,
+        manufacturer=token.manufacturer_id,
+        model=token.model,
+        serial=token.serial.decode("utf-8", "replace"),
+        login_required=bool(token.flags & TokenFlag.LOGIN_REQUIRED),
+        protected_auth_path=bool(token.flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH),
+    )
+
+
+def list_tokens(module: Module) -> list[FoundToken]:
+    """Initialised tokens in slot order (C_GetSlotList's order)."""
+    found = []
+    with module.lock, pkcs11_errors(f"listing the tokens of {module.path}"):
+        for slot in module.lib.get_slots(token_present=True):
+            try:
+                token = slot.get_token()
+            except (p11x.TokenNotPresent, p11x.TokenNotRecognised, p11x.DeviceRemoved):
+                continue  # pulled out between the two calls: not there
+            # SoftHSM2 always offers an empty, uninitialised token for
+            # --init-token; it can hold no key, so it is not listed.
+            if not token.flags & TokenFlag.TOKEN_INITIALIZED:
+                continue
+            found.append(FoundToken(_describe(slot, token), token))
+    return found
+
+
+def _library_matches(module: Module, uri: Pkcs11Uri) -> bool:
+    lib = module.lib
+    if uri.library_manufacturer not in (None, lib.manufacturer_id):
+        return False
+    if uri.library_description not in (None, lib.library_description):
+        return False
+    if uri.library_version is not None:
+        major, _, minor = uri.library_version.partition(".")
+        if (int(major), int(minor or 0)) != tuple(lib.library_version):
+            return False
+    return True
+
+
+def token_matches(token: TokenDescription, uri: Pkcs11Uri) -> bool:
+    """Every slot/token attribute the URI gives equals the token's (RFC 7512 matching)."""
+    pairs: list[tuple[object, object]] = [
+        (uri.slot_id, token.slot_id),
+        (uri.slot_description, token.slot_description),
+        (uri.slot_manufacturer, token.slot_manufacturer),
+        (uri.token, token.label),
+        (uri.manufacturer, token.manufacturer),
+        (uri.model, token.model),
+        (uri.serial, token.serial),
+    ]
+    return all(wanted is None or wanted == actual for wanted, actual in pairs)
+
+
+def find_tokens(module: Module, uri: Pkcs11Uri) -> list[FoundToken]:
+    """Tokens matching ``uri``'s library, slot and token attributes, in slot order.
+
+    When none match, the module is re-initialised once (if allowed, see
+    :meth:`Module.rescan`) in case the token appeared after it was loaded;
+    then TokenNotFound lists the tokens that do exist.
+    """
+    for attempt in range(2):
+        tokens = list_tokens(module)
+        matching = [t for t in tokens if token_matches(t.description, uri)]
+        if matching and _library_matches(module, uri):
+            return matching
+        if attempt == 0 and not module.rescan():
+            break
+    raise _token_not_found(module, uri, tokens)
+
+
+def _token_not_found(module: Module, uri: Pkcs11Uri, tokens: list[FoundToken]) -> TokenNotFound:
+    wanted = Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
+    if not tokens:
+        return TokenNotFound(
+            f"no initialised token in PKCS#11 module {module.path} (wanted {wanted})",
+            "create or plug in the token; for SoftHSM2 check SOFTHSM2_CONF and that "
+            "this user may read its token directory",
+        )
+    listing = "\n".join("    " + t.description.summary() for t in tokens)
+    if not _library_matches(module, uri):
+        cause = f"{module.path} is not the library {uri} names ({module.description})"
+    else:
+        cause = f"no token matches {wanted}"
+    return TokenNotFound(
+        f"{cause}; tokens that exist:\n{listing}",
+        "set device.key_uri to a URI naming one of these tokens",
+    )
+
+
+@dataclass(eq=False)
+class TokenSession:
+    """The shared, logged-in (when the token needs it) session on one token."""
+
+    module: Module
+    description: TokenDescription
+    session: Any
+    logged_in: bool
+    users: int = 1
+    closed: bool = field(default=False)
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self.module.lock
+
+    def release(self) -> None:
+        """Drop one user; the last one logs out and closes the session."""
+        with self.module.lock:
+            if self.closed:
+                return
+            self.users -= 1
+            if self.users > 0:
+                return
+            self.closed = True
+            self.module.sessions.pop(self.description.slot_id, None)
+            try:
+                # python-pkcs11 calls C_Logout first when it logged in.
+                self.session.close()
+            except p11x.PKCS11Error as exc:
+                # The token may be gone already; nothing to undo then.
+                log.debug("closing session on %s: %r", self.description.label, exc)
+
+
+def open_token_session(module: Module, found: FoundToken, pin: str | None) -> TokenSession:
+    """Share (or open) the session on ``found``, logging in only if the token requires it.
+
+    An empty ``pin`` counts as no PIN (an empty environment variable is
+    "unset"). A wrong PIN raises PinIncorrect at once: it is never retried,
+    because tokens count failures and lock out.
+    """
+    desc = found.description
+    with module.lock:
+        shared: TokenSession | None = module.sessions.get(desc.slot_id)
+        if shared is not None and not shared.closed:
+            shared.users += 1
+            return shared
+        session, logged_in = _open_and_login(found, pin or None)
+        shared = TokenSession(module, desc, session, logged_in)
+        module.sessions[desc.slot_id] = shared
+        return shared
+
+
+def _open_and_login(found: FoundToken, pin: str | None) -> tuple[Any, bool]:
+    desc = found.description
+    # CryptoAuthLib, p11-kit trust and others clear CKF_LOGIN_REQUIRED and
+    # fail C_Login: only log in when asked to (thin-edge PR #4301).
+    if not desc.login_required:
+        with pkcs11_errors("opening a session", desc.label):
+            return found.token.open(), False
+    if pin is None:
+        if not desc.protected_auth_path:
+            raise MissingConfigValue(
+                f"token {desc.label!r} requires a login and no PIN is configured",
+                "set device.cryptoki.pin",
+            )
+        user_pin: Any = pkcs11.PROTECTED_AUTH  # PIN pad on the reader
+    else:
+        user_pin = pin
+    with pkcs11_errors("logging in", desc.label):
+        try:
+            return found.token.open(user_pin=user_pin), True
+        except p11x.UserAlreadyLoggedIn:
+            # Login state is per token and application: something else in
+            # this process logged in already, and a plain session shares it.
+            # Not ours to log out on close, hence logged_in=False.
+            return found.token.open(), False

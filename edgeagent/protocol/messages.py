@@ -1,0 +1,152 @@
+"""Messages of the signing socket, version 1 (spec: docs/signing-protocol.md).
+
+Every frame body is a JSON object. Requests carry ``op``; responses carry
+``ok`` and either the result fields or ``error``::
+
+    -> {"op": "hello", "versions": [1]}
+    <- {"ok": true, "version": 1, "server": "edgeagent-p11-server/0.1.0"}
+    -> {"op": "public_key", "uri": "pkcs11:token=t;object=k"}       (uri may be null)
+    <- {"ok": true, "uri": "pkcs11:...;type=private", "public_key": "<base64 DER SPKI>"}
+    -> {"op": "sign", "uri": null, "scheme": "ecdsa_secp256r1_sha256", "digest": "<base64>"}
+    <- {"ok": true, "signature": "<base64; DER for ECDSA>"}
+    -> {"op": "ping"}
+    <- {"ok": true}
+    <- {"ok": false, "error": {"code": "pin_incorrect", "message": "...", "fix": "..."}}
+
+``sign`` takes either ``digest`` (already hashed with the scheme's hash) or
+``data`` (the server hashes it). ``hello`` must come first on a connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edgeagent import errors
+from edgeagent.protocol.schemes import DIGEST_SIZES, SCHEMES, HashName, Padding
+
+VERSIONS = (1,)
+"""Protocol versions this code speaks, newest last."""
+
+Op = Literal["hello", "ping", "public_key", "sign"]
+
+# -- typed errors on the wire ------------------------------------------------------
+
+# Error code on the wire <-> our error class. The client raises the same
+# error the module mode would have raised.
+ERROR_CODES: dict[str, type[errors.AgentError]] = {
+    "module_load_failed": errors.ModuleLoadError,
+    "token_not_found": errors.TokenNotFound,
+    "pin_incorrect": errors.PinIncorrect,
+    "pin_locked": errors.PinLocked,
+    "key_not_found": errors.KeyNotFound,
+    "unsupported_key_type": errors.UnsupportedKeyType,
+    "invalid_uri": errors.InvalidKeyUri,
+    "token_error": errors.TokenOperationFailed,
+    "unsupported_scheme": errors.UnsupportedKeyType,
+    "unsupported_version": errors.SignerProtocolError,
+    "bad_request": errors.SignerProtocolError,
+    "not_allowed": errors.SignerUnreachable,
+    "internal": errors.SignerProtocolError,
+}
+
+
+def error_code_for(error: errors.AgentError) -> str:
+    """The wire code for one of our errors (most specific match)."""
+    for code, cls in ERROR_CODES.items():
+        if type(error) is cls:
+            return code
+    for code, cls in ERROR_CODES.items():
+        if isinstance(error, cls):
+            return code
+    return "internal"
+
+
+class BadRequest(errors.SignerProtocolError):
+    """A request the server cannot act on; answered with ``bad_request``."""
+
+
+def error_response(code: str, message: str, fix: str = "") -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message, "fix": fix}}
+
+
+def raise_for_error(response: dict[str, Any]) -> None:
+    """Turn an error response back into our error class; no-op for ``ok``."""
+    if response.get("ok") is True:
+        return
+    error = response.get("error")
+    if not isinstance(error, dict):
+        raise errors.SignerProtocolError("the signing service sent a malformed error response")
+    cls = ERROR_CODES.get(str(error.get("code")), errors.SignerProtocolError)
+    raise cls(str(error.get("message", "signing service error")), str(error.get("fix", "")))
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A frame body as a JSON object; BadRequest for anything else."""
+    try:
+        message = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadRequest(f"frame body is not UTF-8 JSON: {error}") from error
+    if not isinstance(message, dict):
+        raise BadRequest("frame body must be a JSON object")
+    return message
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(message: dict[str, Any], field: str) -> bytes:
+    value = message.get(field)
+    if not isinstance(value, str):
+        raise BadRequest(f"field {field!r} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise BadRequest(f"field {field!r} is not valid base64") from error
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    uri: str | None
+    hash_name: HashName
+    padding: Padding
+    digest: bytes | None
+    data: bytes | None
+
+
+def parse_uri_field(message: dict[str, Any]) -> str | None:
+    uri = message.get("uri")
+    if uri is not None and not isinstance(uri, str):
+        raise BadRequest("field 'uri' must be a string or null")
+    return uri
+
+
+def parse_sign(message: dict[str, Any]) -> SignRequest:
+    scheme = message.get("scheme")
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
+        raise errors.UnsupportedKeyType(
+            f"unsupported signature scheme {scheme!r}",
+            f"use one of: {', '.join(SCHEMES)}",
+        )
+    hash_name, padding = SCHEMES[scheme]
+    has_digest, has_data = "digest" in message, "data" in message
+    if has_digest == has_data:
+        raise BadRequest("a sign request carries exactly one of 'digest' or 'data'")
+    digest = unb64(message, "digest") if has_digest else None
+    if digest is not None and len(digest) != DIGEST_SIZES[hash_name]:
+        raise BadRequest(
+            f"a {hash_name} digest is {DIGEST_SIZES[hash_name]} bytes, not {len(digest)}"
+        )
+    data = unb64(message, "data") if has_data else None
+    return SignRequest(parse_uri_field(message), hash_name, padding, digest, data)

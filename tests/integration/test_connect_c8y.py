@@ -1,0 +1,348 @@
+"""`agent connect c8y` end to end: a SoftHSM2 token, a local mosquitto and a
+stand-in cloud (mosquitto, TLS 1.3, client certificates required).
+
+The device key is generated on the token and never leaves it; the device
+certificate is issued by the test CA for the token key's public half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edgeagent import errors
+from edgeagent.clouds.connect import connect
+from edgeagent.config import set_value
+from tests.support.mosquitto import Mosquitto, MosquittoFactory, TlsListener
+from tests.support.mqtt_probe import MqttProbe, client_tls_context
+from tests.support.pki import TestPki
+from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
+
+pytestmark = pytest.mark.integration
+
+AGENT = Path(sys.executable).with_name("agent")
+
+
+@dataclass
+class Gateway:
+    """A device's config dir wired to a token, a local broker and a cloud."""
+
+    config_dir: Path
+    local: Mosquitto
+    cloud: Mosquitto
+    pki: TestPki
+
+    def set(self, key: str, value: str) -> None:
+        set_value(self.config_dir, key, value)
+
+    def agent(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir))
+        return subprocess.run(
+            [str(AGENT), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+
+    def cloud_app(self) -> MqttProbe:
+        """A client of the cloud broker: plays the cloud side of the conversation."""
+        app = self.pki.client("cloud-app")
+        tls = client_tls_context(self.pki.ca.cert_path, app.cert_path, app.key_path)
+        return MqttProbe(self.cloud.hostname, self.cloud.tls_port, tls=tls)
+
+    def local_client(self) -> MqttProbe:
+        return MqttProbe(self.local.host, self.local.port)
+
+
+def process_alive(pid: int) -> bool:
+    from edgeagent.bridge.service import process_alive as alive
+
+    return alive(pid)
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def detail(self, name: str, value: str) -> None:
+        self.lines.append(f"{name}: {value}")
+
+    def step(self, label: str) -> contextlib.nullcontext[None]:
+        self.lines.append(label)
+        return contextlib.nullcontext()
+
+
+def issue_device_cert(gw: Gateway, key: SoftHsmKey, cn: str = "device-001") -> Path:
+    return gw.pki.ca.issue_client(key.public_key, cn)
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path,
+    local_broker: Mosquitto,
+    cloud_broker: Mosquitto,
+    pki: TestPki,
+    softhsm_token: SoftHsmToken,
+) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path / "etc-agent", local_broker, cloud_broker, pki)
+    gw.set("device.cryptoki.mode", "module")
+    gw.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
+    gw.set("device.cryptoki.pin", softhsm_token.pin)
+    gw.set("c8y.url", cloud_broker.url)
+    gw.set("c8y.root_cert_path", str(pki.ca.cert_path))
+    gw.set("mqtt.client.host", local_broker.host)
+    gw.set("mqtt.client.port", str(local_broker.port))
+    gw.set("run.path", str(tmp_path / "run"))
+    gw.set("logs.path", str(tmp_path / "log"))
+    yield gw
+    gw.agent("disconnect", "c8y")
+
+
+def use_key(gw: Gateway, token: SoftHsmToken, spec: str) -> SoftHsmKey:
+    key = token.generate_key(spec, label="device-key")  # type: ignore[arg-type]
+    gw.set("device.key_uri", key.uri)
+    gw.set("device.cert_path", str(issue_device_cert(gw, key)))
+    return key
+
+
+@pytest.mark.parametrize("spec", ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"])
+def test_connect_bridges_both_ways_with_the_key_on_the_token(
+    gateway: Gateway, softhsm_token: SoftHsmToken, spec: str
+) -> None:
+    key = use_key(gateway, softhsm_token, spec)
+
+    with gateway.cloud_app() as cloud, gateway.local_client() as local:
+        cloud.subscribe("s/us", qos=1)
+        local.subscribe("c8y/s/ds", qos=1)
+
+        done = gateway.agent("connect", "c8y")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "cryptoki: true" in done.stdout
+        assert "key: pkcs11:" in done.stdout and "object=device-key" in done.stdout
+        assert "device id: device-001" in done.stdout
+        assert "✗" not in done.stdout
+
+        local.publish("c8y/s/us", b"200,c8y_Temperature,T,25", qos=1)
+        [up] = cloud.wait_for(1, "s/us", timeout=15)
+        assert up.payload == b"200,c8y_Temperature,T,25"
+        assert up.qos == 1
+
+        cloud.publish("s/ds", b"510,device-001", qos=1)
+        [down] = local.wait_for(1, "c8y/s/ds", timeout=15)
+        assert down.payload == b"510,device-001"
+        assert down.qos == 1
+
+    # The cloud saw the device under its certificate's CN, over the token key.
+    assert "device-001" in gateway.cloud.log_text()
+    assert key.spec == spec
+
+
+def test_qos0_is_forwarded_as_qos0(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    with gateway.cloud_app() as cloud, gateway.local_client() as local:
+        cloud.subscribe("measurement/measurements/create/#", qos=1)
+        assert gateway.agent("connect", "c8y").returncode == 0
+        local.publish("c8y/measurement/measurements/create/t", b"{}", qos=0)
+        [msg] = cloud.wait_for(1, "measurement/measurements/create/t", timeout=15)
+        assert msg.qos == 0
+
+
+def test_topics_without_a_rule_do_not_cross(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    with gateway.cloud_app() as cloud, gateway.local_client() as local:
+        cloud.subscribe("#", qos=1)
+        assert gateway.agent("connect", "c8y").returncode == 0
+        local.publish("c8y/not/a/rule", b"secret", qos=1)
+        local.publish("c8y/s/us", b"marker", qos=1)
+        got = cloud.wait_for(1, "s/us", timeout=15)
+        assert [m.payload for m in got] == [b"marker"]
+        assert all(m.topic != "not/a/rule" for m in cloud.messages)
+
+
+def test_disconnect_stops_the_bridge_and_reconnect_restarts_it(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    assert gateway.agent("connect", "c8y").returncode == 0
+    pid_file = gateway.config_dir.parent / "run" / "bridge-c8y.pid"
+    first_pid = int(pid_file.read_text())
+
+    again = gateway.agent("connect", "c8y")
+    assert again.returncode == 70
+    assert "already connected" in again.stderr and "agent reconnect c8y" in again.stderr
+
+    done = gateway.agent("reconnect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    second_pid = int(pid_file.read_text())
+    assert second_pid != first_pid
+    assert not process_alive(first_pid)
+
+    done = gateway.agent("disconnect", "c8y")
+    assert done.returncode == 0
+    assert not pid_file.exists()
+    assert not process_alive(second_pid)
+
+    done = gateway.agent("disconnect", "c8y")
+    assert done.returncode == 0
+    assert "not connected" in done.stdout
+
+
+def test_no_message_is_lost_while_the_cloud_is_away(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    assert gateway.agent("connect", "c8y").returncode == 0
+    count = 300
+    with gateway.local_client() as local:
+        gateway.cloud.stop()
+        for i in range(count):
+            local.publish("c8y/s/us", str(i).encode(), qos=1)
+        gateway.cloud.start()
+        with gateway.cloud_app() as cloud:
+            cloud.subscribe("s/us", qos=1)
+            cloud.wait_for(count, "s/us", timeout=90)
+            received = {int(m.payload) for m in cloud.messages}
+    assert received == set(range(count))
+
+
+# -- the connection is refused before any MQTT byte when the cloud is not who it claims
+
+
+def _connect_error(gw: Gateway) -> errors.AgentError:
+    with pytest.raises(errors.AgentError) as caught:
+        connect(gw.config_dir, "c8y", Progress())
+    return caught.value
+
+
+def _impostor(
+    factory: MosquittoFactory,
+    pki: TestPki,
+    *,
+    hostnames: list[str] | None = None,
+    issuer: str = "ca",
+    expired: bool = False,
+) -> Mosquitto:
+    ca = pki.ca if issuer == "ca" else pki.other_ca
+    if expired:
+        server = ca.issue_expired_server(["localhost"], ["127.0.0.1"])
+    else:
+        server = ca.issue_server(hostnames or ["localhost"], [])
+    return factory(
+        plain=False, tls=TlsListener.for_server(server, client_ca=pki.ca.cert_path), name="impostor"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "error", "words"),
+    [
+        ({"issuer": "other"}, errors.ServerCertificateUntrusted, "trusted CA"),
+        ({"hostnames": ["cloud.example.com"]}, errors.ServerHostnameMismatch, "cloud.example.com"),
+        ({"expired": True}, errors.ServerCertificateExpired, "valid only from"),
+    ],
+)
+def test_untrusted_cloud_is_refused_before_mqtt(
+    gateway: Gateway,
+    softhsm_token: SoftHsmToken,
+    mosquitto_factory: MosquittoFactory,
+    pki: TestPki,
+    variant: dict[str, object],
+    error: type[errors.AgentError],
+    words: str,
+) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    impostor = _impostor(mosquitto_factory, pki, **variant)  # type: ignore[arg-type]
+    gateway.set("c8y.url", impostor.url)
+
+    failure = _connect_error(gateway)
+
+    assert type(failure) is error
+    assert words in failure.cause
+    assert failure.fix
+    # The broker never saw an MQTT CONNECT from us.
+    assert "New client connected" not in impostor.log_text()
+    assert not (gateway.config_dir.parent / "run" / "bridge-c8y.pid").exists()
+
+
+# -- token-side failures: each its own message, fix and exit code
+
+
+def test_wrong_pin_is_reported_as_such(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.set("device.cryptoki.pin", "000000")
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 22, done.stderr
+    assert "PIN" in done.stderr and softhsm_token.label in done.stderr
+    assert "device.cryptoki.pin" in done.stderr
+    assert "000000" not in done.stderr + done.stdout
+
+
+def test_missing_key_lists_the_keys_that_exist(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    key = use_key(gateway, softhsm_token, "ec-p256")
+    gateway.set("device.key_uri", f"pkcs11:token={softhsm_token.label};object=no-such-key")
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 24, done.stderr
+    assert "no-such-key" in done.stderr
+    assert f"object={key.label}" in done.stderr
+
+
+def test_certificate_of_another_key_is_refused(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    use_key(gateway, softhsm_token, "ec-p256")
+    other = softhsm_token.generate_key("ec-p256", label="other")
+    gateway.set("device.cert_path", str(issue_device_cert(gateway, other)))
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 41, done.stderr
+    assert "is not for the key" in done.stderr
+
+
+def test_ambiguous_uri_warns_names_candidates_and_connects(
+    gateway: Gateway, softhsm_token: SoftHsmToken, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edgeagent.pkcs11.module import load_module
+    from edgeagent.pkcs11.select import select_key
+    from edgeagent.pkcs11.uri import Pkcs11Uri
+
+    first = softhsm_token.generate_key("ec-p256", label="a")
+    second = softhsm_token.generate_key("ec-p256", label="b")
+    token_only = softhsm_token.uri
+    # Which one "first" is, is the token's order: ask the same selection.
+    selected = select_key(
+        load_module(SOFTHSM_MODULE), Pkcs11Uri.parse(token_only), softhsm_token.pin
+    )
+    chosen = first if f"object={first.label};" in str(selected.uri) + ";" else second
+    selected.session.release()
+    gateway.set("device.key_uri", token_only)
+    gateway.set("device.cert_path", str(issue_device_cert(gateway, chosen)))
+
+    done = gateway.agent("connect", "c8y")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 private keys match" in done.stderr
+    assert f"object={first.label}" in done.stderr and f"object={second.label}" in done.stderr
+    assert "device.key_uri" in done.stderr
+
+
+def test_pin_never_reaches_output_or_logs(gateway: Gateway, softhsm: SoftHsm) -> None:
+    secret = "S3cret-P1N-4242"
+    token = softhsm.create_token(pin=secret)
+    use_key(gateway, token, "ec-p256")
+    gateway.set("device.cryptoki.pin", secret)
+
+    done = gateway.agent("-v", "connect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = gateway.agent("config", "list")
+    logs = "".join(p.read_text() for p in (gateway.config_dir.parent / "log").glob("*"))
+
+    assert secret not in done.stdout + done.stderr + listed.stdout + listed.stderr + logs
