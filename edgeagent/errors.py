@@ -43,7 +43,7 @@ from __future__ import annotations
 
 
 class AgentError(Exception):
-    """Base class: a failure with a cause and a fix, both for a human."""
+    """Any other failure (the base of all of them): a cause and a fix, for a human."""
 
     def __init__(self, cause: str, fix: str = "") -> None:
         super().__init__(cause)

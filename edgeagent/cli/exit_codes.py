@@ -51,3 +51,18 @@ def exit_code_for(error: errors.AgentError) -> int:
         if isinstance(error, cls):
             return code
     return 1
+
+
+def markdown_table() -> str:
+    """The exit-code table as the README shows it (a test keeps them equal)."""
+    rows = ["| exit code | error | meaning |", "|---|---|---|"]
+    rows.append("| 0 | | success |")
+    rows.append("| 2 | | bad command-line arguments |")
+    for cls, code in sorted(EXIT_CODES, key=lambda entry: entry[1]):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        rows.append(f"| {code} | `{cls.__name__}` | {doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -30,7 +30,7 @@ def config_dir_from(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgeagent.cli import bridge_cmd, config_cmd, connect_cmd
+    from edgeagent.cli import bridge_cmd, config_cmd, connect_cmd, p11_server_cmd
 
     parser = argparse.ArgumentParser(
         prog="agent",
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.register(sub)
     connect_cmd.register(sub)
     bridge_cmd.register(sub)
+    p11_server_cmd.register(sub)
     return parser
 
 
@@ -66,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(error)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `agent config list --doc | head`: the reader left; that is not an error.
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return code
 
 

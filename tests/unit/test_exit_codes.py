@@ -26,3 +26,16 @@ def test_most_specific_class_wins() -> None:
 def test_error_text_names_cause_and_fix() -> None:
     text = str(errors.PinIncorrect("PIN incorrect for token 't'", "check device.cryptoki.pin"))
     assert text == "PIN incorrect for token 't'\n  fix: check device.cryptoki.pin"
+
+
+def test_readme_shows_the_table_the_code_prints() -> None:
+    from pathlib import Path
+
+    from edgeagent.cli.exit_codes import markdown_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("<!-- exit-codes:start -->\n") + len("<!-- exit-codes:start -->\n")
+    end = readme.index("<!-- exit-codes:end -->")
+    assert readme[start:end].strip() == markdown_table(), (
+        "README's exit codes are stale: paste `python -m edgeagent.cli.exit_codes`"
+    )

@@ -1,0 +1,60 @@
+"""`agent p11-server`: the signing service (socket mode's other half)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from edgeagent.cli.main import config_dir_from
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edgeagent.config import load_config
+    from edgeagent.p11server.run import ServerSettings, serve
+
+    logging.getLogger("edgeagent").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    settings = ServerSettings.from_config(
+        load_config(config_dir_from(args)),
+        module_path=args.module_path,
+        uri=args.uri,
+        socket_path=args.socket_path,
+        socket_group=args.socket_group,
+        allowed_users=args.allow_users,
+        allowed_groups=args.allow_groups,
+    )
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serve(settings, stop)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "p11-server",
+        help="serve the token's key to the agent over a Unix socket",
+        description=(
+            "Run the signing service: it loads the PKCS#11 module, logs in with "
+            "device.cryptoki.pin and signs for allowed local users over a Unix socket "
+            "(device.cryptoki.socket_path). Accepts a socket from systemd socket "
+            "activation. The PIN comes from the configuration or AGENT_DEVICE_CRYPTOKI_PIN, "
+            "never from the command line, where other users could read it."
+        ),
+    )
+    parser.add_argument("--module-path", type=Path, help="default: device.cryptoki.module_path")
+    parser.add_argument("--uri", help="token/key to serve; default: device.cryptoki.uri")
+    parser.add_argument("--socket-path", type=Path, help="default: device.cryptoki.socket_path")
+    parser.add_argument("--socket-group", help="default: p11_server.socket_group")
+    parser.add_argument("--allow-users", metavar="USERS", help="default: p11_server.allowed_users")
+    parser.add_argument(
+        "--allow-groups", metavar="GROUPS", help="default: p11_server.allowed_groups"
+    )
+    parser.set_defaults(run=_run)
