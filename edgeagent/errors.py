@@ -16,7 +16,9 @@ single table (``edgeagent.cli.exit_codes``).
     │   └── ConfigWriteError         agent.toml could not be written (file unchanged)
     ├── TokenError                   anything on the PKCS#11 side
     │   ├── ModuleLoadError          module missing, unreadable, not PKCS#11
+    │   ├── TokenAccessDenied        no permission on the token's store or device
     │   ├── TokenNotFound            no token matches the URI (lists what exists)
+    │   ├── TokenNotInitialized      the slot's token was never initialised
     │   ├── PinIncorrect             C_Login said CKR_PIN_INCORRECT
     │   ├── PinLocked                C_Login said CKR_PIN_LOCKED
     │   ├── KeyNotFound              no private key matches the URI
@@ -27,7 +29,8 @@ single table (``edgeagent.cli.exit_codes``).
     ├── SignerProtocolError          the signing service answered nonsense
     ├── CertificateError
     │   ├── CertificateUnreadable    missing / unreadable / not PEM
-    │   └── CertificateKeyMismatch   the device certificate is not the key's
+    │   ├── CertificateKeyMismatch   the device certificate is not the key's
+    │   └── CertificateNotValidNow   the device certificate is expired or not yet valid
     ├── TlsError
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
@@ -103,8 +106,16 @@ class ModuleLoadError(TokenError):
     """The PKCS#11 module could not be loaded."""
 
 
+class TokenAccessDenied(TokenError):
+    """No permission on the token's store or device (never a PIN problem)."""
+
+
 class TokenNotFound(TokenError):
     """No token matches the key URI."""
+
+
+class TokenNotInitialized(TokenError):
+    """The token in the slot has never been initialised."""
 
 
 class PinIncorrect(TokenError):
@@ -155,6 +166,10 @@ class CertificateUnreadable(CertificateError):
 
 class CertificateKeyMismatch(CertificateError):
     """The device certificate does not belong to the private key."""
+
+
+class CertificateNotValidNow(CertificateError):
+    """The device certificate is expired or not yet valid."""
 
 
 # -- TLS to the cloud ------------------------------------------------------------

@@ -90,11 +90,13 @@ class Bridge:
         health_topic: str,
         cloud_max_qos: int = 2,
         cloud_retain: bool = False,
+        cloud_max_payload: int | None = None,
     ) -> None:
         self.rules = rules
         self.health_topic = health_topic
         self._cloud_max_qos = cloud_max_qos
         self._cloud_retain = cloud_retain
+        self._cloud_max_payload = cloud_max_payload
         self._acks = _AckRouter()
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -104,6 +106,7 @@ class Bridge:
         self.local = Link(local, self, will=(health_topic, _health("down", "bridge stopped")))
         self.cloud = Link(cloud, self)
         self.forwarded = {"outbound": 0, "inbound": 0}
+        self.dropped_oversize = 0
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -146,6 +149,22 @@ class Bridge:
             # Subscribed filters and rules come from the same file, so this is
             # a broker delivering more than we asked for: ack and drop it.
             log.warning("no %s rule for topic %r; dropped", direction, message.topic)
+            link.ack(message.mid, message.qos)
+            return
+        if (
+            target is self.cloud
+            and self._cloud_max_payload is not None
+            and len(message.payload) > self._cloud_max_payload
+        ):
+            # The cloud would refuse it, and redelivery would repeat that
+            # forever and stall every message queued behind it.
+            self.dropped_oversize += 1
+            log.warning(
+                "dropped a %d-byte message on %r: the cloud accepts at most %d bytes",
+                len(message.payload),
+                message.topic,
+                self._cloud_max_payload,
+            )
             link.ack(message.mid, message.qos)
             return
         if message.qos == 0 and not target.is_up:

@@ -19,30 +19,33 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.ConfigWriteError, 14),
     (errors.ConfigError, 19),
     (errors.ModuleLoadError, 20),
-    (errors.TokenNotFound, 21),
-    (errors.PinIncorrect, 22),
-    (errors.PinLocked, 23),
-    (errors.KeyNotFound, 24),
-    (errors.UnsupportedKeyType, 25),
-    (errors.InvalidKeyUri, 26),
-    (errors.TokenOperationFailed, 27),
-    (errors.TokenError, 29),
+    (errors.TokenAccessDenied, 21),
+    (errors.TokenNotFound, 22),
+    (errors.TokenNotInitialized, 23),
+    (errors.PinIncorrect, 24),
+    (errors.PinLocked, 25),
+    (errors.KeyNotFound, 26),
+    (errors.UnsupportedKeyType, 27),
+    (errors.InvalidKeyUri, 28),
+    (errors.TokenOperationFailed, 29),
     (errors.SignerUnreachable, 30),
     (errors.SignerProtocolError, 31),
     (errors.CertificateUnreadable, 40),
     (errors.CertificateKeyMismatch, 41),
-    (errors.CertificateError, 49),
+    (errors.CertificateNotValidNow, 42),
     (errors.ServerCertificateUntrusted, 50),
     (errors.ServerHostnameMismatch, 51),
     (errors.ServerCertificateExpired, 52),
     (errors.TlsHandshakeFailed, 53),
-    (errors.TlsError, 59),
     (errors.BrokerUnreachable, 60),
     (errors.BrokerRefused, 61),
-    (errors.BrokerError, 69),
     (errors.ServiceError, 70),
     (errors.AgentError, 1),
 )
+
+# Grouping classes, never raised themselves: anything of theirs is one of the
+# specific errors above (a new subclass without a row falls back to 1).
+ABSTRACT = (errors.TokenError, errors.CertificateError, errors.TlsError, errors.BrokerError)
 
 
 def exit_code_for(error: errors.AgentError) -> int:

@@ -196,6 +196,7 @@ def run_bridge(
                 profile.health_topic,
                 cloud_max_qos=profile.max_qos,
                 cloud_retain=profile.forwards_retain,
+                cloud_max_payload=profile.max_payload,
             )
             log.warning(
                 "bridge for %s starting: device %s, key %s, cloud %s:%d",

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from edgeagent.config.env import env_overrides
 from edgeagent.config.file import config_file, read_document
-from edgeagent.config.keys import keys_by_name
+from edgeagent.config.keys import all_keys, keys_by_name
 from edgeagent.config.schema import AgentConfig
 from edgeagent.config.validation import config_error
 
@@ -75,7 +75,7 @@ def load_with_sources(
 
 
 def _warn_if_readable(path: Path, sources: Mapping[str, Source]) -> None:
-    if sources.get("device.cryptoki.pin") != "file":
+    if not any(spec.secret and sources.get(spec.name) == "file" for spec in all_keys()):
         return
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -83,7 +83,7 @@ def _warn_if_readable(path: Path, sources: Mapping[str, Source]) -> None:
         return
     if mode & 0o077:
         log.warning(
-            "%s holds the token PIN and is readable by others (mode %o); run: chmod 600 %s",
+            "%s holds a token PIN and is readable by others (mode %o); run: chmod 600 %s",
             path,
             mode,
             path,

@@ -19,7 +19,15 @@ from tomlkit.items import Table
 from tomlkit.toml_document import TOMLDocument
 
 from edgeagent.config.file import config_file, file_mode, read_document, write_document
-from edgeagent.config.keys import KeySpec, absolute_if_path, display, keys_under, lookup, to_toml
+from edgeagent.config.keys import (
+    KeySpec,
+    absolute_if_path,
+    all_keys,
+    display,
+    keys_under,
+    lookup,
+    to_toml,
+)
 from edgeagent.config.load import Source, load_with_sources, nested_get
 from edgeagent.config.schema import AgentConfig
 from edgeagent.config.validation import config_error, parse_value
@@ -175,5 +183,5 @@ def _write_if_valid(path: Path, document: TOMLDocument) -> None:
         config = AgentConfig.model_validate(document.unwrap())
     except ValidationError as error:
         raise config_error(error, "", lambda name: f"{name} in {path}") from None
-    holds_secret = config.device.cryptoki.pin is not None
+    holds_secret = any(spec.secret and _value_of(config, spec) is not None for spec in all_keys())
     write_document(path, document, file_mode(path, holds_secret))

@@ -181,6 +181,13 @@ class DeviceConfig(Section):
         "/etc/agent/device-certs/device.pem",
         default=Path("/etc/agent/device-certs/device.pem"),
     )
+    key_pin: Pin | None = key(
+        "PIN for the device key's token when it differs from device.cryptoki.pin. "
+        "PIN precedence, most specific first: <cloud>.device.key_pin, "
+        "device.key_pin, the key URI's pin-source (a file), its pin-value, "
+        "device.cryptoki.pin.",
+        "123456",
+    )
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,9 @@ class DeviceIdentity:
     key_uri: str | None
     key_path: Path | None
     cert_path: Path | None
+    key_pin: SecretStr | None = None
+    key_pin_key: str = ""
+    """Which configuration key ``key_pin`` came from (for messages)."""
 
 
 # -- clouds ------------------------------------------------------------------------
@@ -209,6 +219,11 @@ class CloudDeviceConfig(Section):
     key_path: AbsPath | None = key(
         "This cloud's device key file (PEM, mode 'off'); unset uses device.key_path.",
         "/etc/agent/device-certs/cloud.key",
+    )
+    key_pin: Pin | None = key(
+        "PIN for this cloud's key's token; unset uses device.key_pin, then the "
+        "key URI's pin-source / pin-value, then device.cryptoki.pin.",
+        "123456",
     )
 
 
@@ -361,4 +376,12 @@ class AgentConfig(Section):
             key_uri=own.key_uri if own.key_uri is not None else self.device.key_uri,
             key_path=own.key_path if own.key_path is not None else self.device.key_path,
             cert_path=own.cert_path if own.cert_path is not None else self.device.cert_path,
+            key_pin=own.key_pin if own.key_pin is not None else self.device.key_pin,
+            key_pin_key=(
+                f"{cloud}.device.key_pin"
+                if own.key_pin is not None
+                else "device.key_pin"
+                if self.device.key_pin is not None
+                else ""
+            ),
         )

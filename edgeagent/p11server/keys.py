@@ -28,10 +28,12 @@ class TokenKeys:
         """The signer for ``uri`` (None: the service's default key)."""
         wanted = uri or self._default_uri
         with self._lock:
-            if self._pin_failure is not None:
-                raise self._pin_failure
             signer = self._signers.get(wanted)
             if signer is None:
+                # A session already logged in needs no PIN: a refused PIN for
+                # another URI (another token) must not stop serving this one.
+                if self._pin_failure is not None:
+                    raise self._pin_failure
                 try:
                     signer = open_module_signer(self._module_path, wanted, self._pin)
                 except (PinIncorrect, PinLocked) as failure:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -62,9 +64,9 @@ class ServerSettings:
 
 def serve(settings: ServerSettings, stop: threading.Event) -> None:
     """Serve until ``stop`` is set. Errors in the set-up are raised; token errors logged."""
-    policy = PeerPolicy.from_names(
-        settings.allowed_users, settings.allowed_groups, settings.socket_group
-    )
+    # Checked now so a misspelt user or group fails at start; rebuilt below
+    # once the socket's real group is known.
+    PeerPolicy.from_names(settings.allowed_users, settings.allowed_groups, settings.socket_group)
     keys = TokenKeys(settings.module_path, settings.pin, settings.uri)
     try:
         # Open the default key now, so a wrong PIN or a missing token shows
@@ -77,7 +79,7 @@ def serve(settings: ServerSettings, stop: threading.Event) -> None:
     except AgentError as error:
         log.error("no key yet: %s", error)
     inherited = systemd_socket()
-    listening: AbstractContextManager[object]
+    listening: AbstractContextManager[socket.socket]
     if inherited is not None:
         listening = nullcontext(inherited)
         where = "the socket systemd passed"
@@ -86,7 +88,25 @@ def serve(settings: ServerSettings, stop: threading.Event) -> None:
         where = str(settings.socket_path)
     try:
         with listening as sock:
+            # "Unset: the socket's group" means the group the socket file really
+            # has: systemd's SocketGroup=, or ours when we bound it.
+            policy = PeerPolicy.from_names(
+                settings.allowed_users,
+                settings.allowed_groups,
+                settings.socket_group or _group_of(sock),
+            )
             log.warning("signing service listening on %s; serving %s", where, policy.describe())
-            SigningServer(sock, keys, policy).serve_until(stop)  # type: ignore[arg-type]
+            SigningServer(sock, keys, policy).serve_until(stop)
     finally:
         keys.close()
+
+
+def _group_of(sock: socket.socket) -> str | None:
+    """The gid (as text) of the socket's file; None for an abstract or unnamed socket."""
+    name = sock.getsockname()
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return str(os.stat(name).st_gid)
+    except OSError:
+        return None

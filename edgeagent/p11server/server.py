@@ -81,7 +81,7 @@ class SigningServer:
                 return
             log.debug("client connected: %s", peer)
             self._conversation(conn)
-        except OSError as error:
+        except (OSError, FrameError) as error:
             log.debug("client connection error: %s", error)
         finally:
             conn.close()
@@ -92,10 +92,14 @@ class SigningServer:
         while not self._stop.is_set():
             conn.settimeout(IDLE_TIMEOUT)
             try:
-                body = read_frame(conn)
+                body = read_frame(conn, frame_timeout=FRAME_TIMEOUT)
             except PeerClosed:
                 return
-            except (FrameError, TimeoutError) as error:
+            except TimeoutError:
+                # Idle between frames: close without a word, the client
+                # reconnects on its next request.
+                return
+            except FrameError as error:
                 # The stream can't be trusted past a framing fault: answer, close.
                 _send_quietly(conn, m.error_response("bad_request", str(error)))
                 return
@@ -105,7 +109,7 @@ class SigningServer:
                 if not greeted and request.get("op") != "hello":
                     raise m.BadRequest("the first request on a connection must be 'hello'")
                 response = self._answer(request)
-                greeted = True
+                greeted = greeted or response.get("ok") is True
             except AgentError as error:
                 response = m.error_response(m.error_code_for(error), error.cause, error.fix)
             except Exception as error:
@@ -119,12 +123,13 @@ class SigningServer:
             versions = request.get("versions")
             if not isinstance(versions, list):
                 raise m.BadRequest("'hello' needs a list 'versions'")
-            common = [v for v in m.VERSIONS if v in versions]
+            offered = {v for v in versions if type(v) is int}  # not bool: True == 1
+            common = [v for v in m.VERSIONS if v in offered]
             if not common:
                 return m.error_response(
                     "unsupported_version",
                     f"the signing service speaks protocol versions {list(m.VERSIONS)}, "
-                    f"the client {versions}",
+                    f"the client {sorted(offered)}",
                     "install the same edgeagent version for the agent and the signing service",
                 )
             return {"ok": True, "version": max(common), "server": SERVER_NAME}

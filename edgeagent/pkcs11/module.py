@@ -47,6 +47,7 @@ from edgeagent.errors import (
     TokenError,
     TokenOperationFailed,
 )
+from edgeagent.pkcs11.stores import store_access_problem
 
 RESCAN_INTERVAL = 30.0
 """Seconds between two re-initialisations of one module (thin-edge d22ee3cb0)."""
@@ -146,7 +147,7 @@ def _open_library(path: Path, real: str) -> Any:
         raise classify_load_failure(path, exc) from exc
 
 
-def classify_load_failure(path: Path, exc: p11x.PKCS11Error) -> ModuleLoadError:
+def classify_load_failure(path: Path, exc: p11x.PKCS11Error) -> TokenError:
     """Say why dlopen / C_GetFunctionList / C_Initialize failed for ``path``."""
     message = str(exc)
     if "OS exception while loading" in message or "Unknown exception while loading" in message:
@@ -167,6 +168,9 @@ def classify_load_failure(path: Path, exc: p11x.PKCS11Error) -> ModuleLoadError:
             _FIX_PATH,
         )
     code = ckr_name(exc)
+    denied = store_access_problem(path)
+    if denied is not None:
+        return denied
     fix = "check the module's own configuration and logs"
     if code == "CKR_GENERAL_ERROR":
         # SoftHSM2 answers a missing token directory or an unreadable config
@@ -215,7 +219,7 @@ def pkcs11_errors(action: str, token: str | None = None) -> Iterator[None]:
     except p11x.PinIncorrect as exc:
         raise PinIncorrect(
             f"PIN incorrect for token {token!r} (CKR_PIN_INCORRECT); it was not retried",
-            "check device.cryptoki.pin; each wrong attempt counts towards the token's lock-out",
+            "each wrong attempt counts towards the token's lock-out",
         ) from exc
     except (p11x.PinLocked, p11x.PinExpired) as exc:
         raise PinLocked(
@@ -225,7 +229,7 @@ def pkcs11_errors(action: str, token: str | None = None) -> Iterator[None]:
     except (p11x.PinInvalid, p11x.PinLenRange) as exc:
         raise PinIncorrect(
             f"token {token!r} refused the PIN's format ({ckr_name(exc)})",
-            "check device.cryptoki.pin",
+            "the PIN has the wrong length or characters for this token",
         ) from exc
     except (p11x.DeviceRemoved, p11x.TokenNotPresent) as exc:
         raise TokenOperationFailed(

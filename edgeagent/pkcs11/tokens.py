@@ -23,8 +23,16 @@ import pkcs11
 import pkcs11.exceptions as p11x
 from pkcs11 import TokenFlag
 
-from edgeagent.errors import MissingConfigValue, TokenNotFound
+from edgeagent.errors import (
+    MissingConfigValue,
+    PinIncorrect,
+    PinLocked,
+    TokenError,
+    TokenNotFound,
+    TokenNotInitialized,
+)
 from edgeagent.pkcs11.module import Module, pkcs11_errors
+from edgeagent.pkcs11.stores import store_access_problem
 from edgeagent.pkcs11.uri import Pkcs11Uri
 
 log = logging.getLogger("edgeagent.pkcs11")
@@ -82,7 +90,13 @@ def _describe(slot: Any, token: Any) -> TokenDescription:
 
 def list_tokens(module: Module) -> list[FoundToken]:
     """Initialised tokens in slot order (C_GetSlotList's order)."""
+    return _scan_slots(module)[0]
+
+
+def _scan_slots(module: Module) -> tuple[list[FoundToken], list[int]]:
+    """Initialised tokens, and the slots holding an uninitialised one."""
     found = []
+    blank: list[int] = []
     with module.lock, pkcs11_errors(f"listing the tokens of {module.path}"):
         for slot in module.lib.get_slots(token_present=True):
             try:
@@ -92,9 +106,10 @@ def list_tokens(module: Module) -> list[FoundToken]:
             # SoftHSM2 always offers an empty, uninitialised token for
             # --init-token; it can hold no key, so it is not listed.
             if not token.flags & TokenFlag.TOKEN_INITIALIZED:
+                blank.append(int(slot.slot_id))
                 continue
             found.append(FoundToken(_describe(slot, token), token))
-    return found
+    return found, blank
 
 
 def _library_matches(module: Module, uri: Pkcs11Uri) -> bool:
@@ -121,7 +136,15 @@ def token_matches(token: TokenDescription, uri: Pkcs11Uri) -> bool:
         (uri.model, token.model),
         (uri.serial, token.serial),
     ]
-    return all(wanted is None or wanted == actual for wanted, actual in pairs)
+    return all(wanted is None or _padless(wanted) == actual for wanted, actual in pairs)
+
+
+def _padless(wanted: object) -> object:
+    # CK_TOKEN_INFO text fields are fixed-width. tpm2-pkcs11 pads its model
+    # with NULs ("SW   TPM\0\0..."), which p11tool keeps in the URIs it prints
+    # (model=SW%20%20%20TPM%00%00...) while python-pkcs11 strips them, and
+    # trailing blanks, from what it reads: strip the URI's value the same way.
+    return wanted.rstrip("\0").rstrip() if isinstance(wanted, str) else wanted
 
 
 def find_tokens(module: Module, uri: Pkcs11Uri) -> list[FoundToken]:
@@ -141,9 +164,22 @@ def find_tokens(module: Module, uri: Pkcs11Uri) -> list[FoundToken]:
     raise _token_not_found(module, uri, tokens)
 
 
-def _token_not_found(module: Module, uri: Pkcs11Uri, tokens: list[FoundToken]) -> TokenNotFound:
+def _token_not_found(module: Module, uri: Pkcs11Uri, tokens: list[FoundToken]) -> TokenError:
     wanted = Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
     if not tokens:
+        denied = store_access_problem(module.path)
+        if denied is not None:
+            return denied
+        blank = _scan_slots(module)[1]
+        # SoftHSM2 always keeps one blank slot for the next --init-token; a
+        # blank slot only explains "no token" when nothing else is there.
+        if blank:
+            return TokenNotInitialized(
+                f"the token in slot {blank[0]} of {module.path} has never been initialised "
+                f"(wanted {wanted})",
+                "initialise it (SoftHSM2: softhsm2-util --init-token --free --label <label>; "
+                "TPM: tpm2_ptool addtoken), then create or import the device key",
+            )
         return TokenNotFound(
             f"no initialised token in PKCS#11 module {module.path} (wanted {wanted})",
             "create or plug in the token; for SoftHSM2 check SOFTHSM2_CONF and that "
@@ -228,11 +264,41 @@ def _open_and_login(found: FoundToken, pin: str | None) -> tuple[Any, bool]:
         user_pin: Any = pkcs11.PROTECTED_AUTH  # PIN pad on the reader
     else:
         user_pin = pin
-    with pkcs11_errors("logging in", desc.label):
-        try:
-            return found.token.open(user_pin=user_pin), True
-        except p11x.UserAlreadyLoggedIn:
-            # Login state is per token and application: something else in
-            # this process logged in already, and a plain session shares it.
-            # Not ours to log out on close, hence logged_in=False.
-            return found.token.open(), False
+    if found.token.flags & TokenFlag.USER_PIN_LOCKED:
+        # Trying would tell us nothing and may count as one more failure.
+        raise PinLocked(
+            f"the user PIN of token {desc.label!r} is locked (CKF_USER_PIN_LOCKED); "
+            "no login was attempted",
+            "unlock or reset it with the security officer PIN (e.g. `pkcs11-tool --init-pin`)",
+        )
+    try:
+        with pkcs11_errors("logging in", desc.label):
+            try:
+                return found.token.open(user_pin=user_pin), True
+            except p11x.UserAlreadyLoggedIn:
+                # Login state is per token and application: something else in
+                # this process logged in already, and a plain session shares it.
+                # Not ours to log out on close, hence logged_in=False.
+                return found.token.open(), False
+    except PinIncorrect as error:
+        raise _with_attempts_left(found, error) from error.__cause__
+
+
+def _with_attempts_left(found: FoundToken, error: PinIncorrect) -> PinIncorrect:
+    """The same error, saying how close the token now is to locking the PIN."""
+    try:
+        flags = found.token.slot.get_token().flags
+    except p11x.PKCS11Error:
+        return error
+    if flags & TokenFlag.USER_PIN_LOCKED:
+        return PinIncorrect(
+            error.cause + "; the token has now LOCKED the user PIN",
+            "reset it with the security officer PIN, then fix device.cryptoki.pin",
+        )
+    if flags & TokenFlag.USER_PIN_FINAL_TRY:
+        note = "; ONE attempt is left before the token locks the PIN"
+    elif flags & TokenFlag.USER_PIN_COUNT_LOW:
+        note = "; the token reports few attempts left before it locks the PIN"
+    else:
+        return error
+    return PinIncorrect(error.cause + note, error.fix)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 MAX_FRAME = 64 * 1024
 """Largest body accepted: a sign request for 16 KiB of data fits with room."""
@@ -41,25 +42,50 @@ def parse_length(header: bytes) -> int:
     return length
 
 
-def read_frame(sock: socket.socket) -> bytes:
-    """Read one frame's body. PeerClosed at a clean end; FrameError when cut short."""
-    header = _read_exactly(sock, _LENGTH.size, at_boundary=True)
-    return _read_exactly(sock, parse_length(header), at_boundary=False)
+def read_frame(sock: socket.socket, frame_timeout: float | None = None) -> bytes:
+    """Read one frame's body. PeerClosed at a clean end; FrameError when cut short.
+
+    Waiting for a frame to start uses the socket's own timeout (TimeoutError:
+    the peer is idle). Once the first byte is in, the rest of the frame must
+    arrive within ``frame_timeout`` seconds, else FrameError: a peer cannot
+    hold a connection by sending half a header and stalling, or by dribbling.
+    """
+    first = _read_exactly(sock, 1, at_boundary=True, deadline=None)
+    deadline = None if frame_timeout is None else time.monotonic() + frame_timeout
+    header = first + _read_exactly(sock, _LENGTH.size - 1, at_boundary=False, deadline=deadline)
+    return _read_exactly(sock, parse_length(header), at_boundary=False, deadline=deadline)
 
 
 def write_frame(sock: socket.socket, body: bytes) -> None:
     sock.sendall(encode_frame(body))
 
 
-def _read_exactly(sock: socket.socket, size: int, *, at_boundary: bool) -> bytes:
+def _read_exactly(
+    sock: socket.socket, size: int, *, at_boundary: bool, deadline: float | None
+) -> bytes:
     chunks: list[bytes] = []
     remaining = size
-    while remaining:
-        chunk = sock.recv(remaining)
-        if not chunk:
-            if at_boundary and remaining == size:
-                raise PeerClosed
-            raise FrameError(f"connection closed {size - remaining} bytes into a {size}-byte read")
-        chunks.append(chunk)
-        remaining -= len(chunk)
+    saved_timeout = sock.gettimeout()
+    try:
+        while remaining:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise FrameError("frame not complete in time")
+                sock.settimeout(left if saved_timeout is None else min(left, saved_timeout))
+            try:
+                chunk = sock.recv(remaining)
+            except TimeoutError:
+                if deadline is None:
+                    raise
+                raise FrameError("frame not complete in time") from None
+            if not chunk:
+                if at_boundary and remaining == size:
+                    raise PeerClosed
+                raise FrameError("connection closed in the middle of a frame")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        if deadline is not None:
+            sock.settimeout(saved_timeout)
     return b"".join(chunks)

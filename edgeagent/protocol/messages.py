@@ -39,7 +39,9 @@ Op = Literal["hello", "ping", "public_key", "sign"]
 # error the module mode would have raised.
 ERROR_CODES: dict[str, type[errors.AgentError]] = {
     "module_load_failed": errors.ModuleLoadError,
+    "token_access_denied": errors.TokenAccessDenied,
     "token_not_found": errors.TokenNotFound,
+    "token_not_initialized": errors.TokenNotInitialized,
     "pin_incorrect": errors.PinIncorrect,
     "pin_locked": errors.PinLocked,
     "key_not_found": errors.KeyNotFound,
@@ -54,23 +56,50 @@ ERROR_CODES: dict[str, type[errors.AgentError]] = {
 }
 
 
+class BadRequest(errors.SignerProtocolError):
+    """A request the server cannot act on; answered with ``bad_request``."""
+
+
+class UnsupportedScheme(errors.UnsupportedKeyType):
+    """A sign request names a scheme this protocol does not define."""
+
+
+# Our error -> wire code, most specific first: the first isinstance match wins.
+# A separate table from ERROR_CODES because several codes decode to one class
+# (bad_request and unsupported_version are both a SignerProtocolError).
+_CODE_FOR: tuple[tuple[type[errors.AgentError], str], ...] = (
+    (BadRequest, "bad_request"),
+    (UnsupportedScheme, "unsupported_scheme"),
+    (errors.ModuleLoadError, "module_load_failed"),
+    (errors.TokenAccessDenied, "token_access_denied"),
+    (errors.TokenNotFound, "token_not_found"),
+    (errors.TokenNotInitialized, "token_not_initialized"),
+    (errors.PinIncorrect, "pin_incorrect"),
+    (errors.PinLocked, "pin_locked"),
+    (errors.KeyNotFound, "key_not_found"),
+    (errors.UnsupportedKeyType, "unsupported_key_type"),
+    (errors.InvalidKeyUri, "invalid_uri"),
+    (errors.TokenError, "token_error"),
+)
+
+
 def error_code_for(error: errors.AgentError) -> str:
-    """The wire code for one of our errors (most specific match)."""
-    for code, cls in ERROR_CODES.items():
-        if type(error) is cls:
-            return code
-    for code, cls in ERROR_CODES.items():
+    """The wire code for one of our errors (most specific match; else ``internal``)."""
+    for cls, code in _CODE_FOR:
         if isinstance(error, cls):
             return code
     return "internal"
 
 
-class BadRequest(errors.SignerProtocolError):
-    """A request the server cannot act on; answered with ``bad_request``."""
+MAX_ERROR_TEXT = 2048
+"""Error texts are cut to this many characters: they may quote the request."""
 
 
 def error_response(code: str, message: str, fix: str = "") -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message, "fix": fix}}
+    return {
+        "ok": False,
+        "error": {"code": code, "message": message[:MAX_ERROR_TEXT], "fix": fix[:MAX_ERROR_TEXT]},
+    }
 
 
 def raise_for_error(response: dict[str, Any]) -> None:
@@ -94,9 +123,12 @@ def encode(message: dict[str, Any]) -> bytes:
 def decode(body: bytes) -> dict[str, Any]:
     """A frame body as a JSON object; BadRequest for anything else."""
     try:
-        message = json.loads(body)
+        # Decoded here, not by json.loads: that would also accept UTF-16/32.
+        message = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequest(f"frame body is not UTF-8 JSON: {error}") from error
+    except RecursionError:
+        raise BadRequest("frame body is JSON nested too deeply") from None
     if not isinstance(message, dict):
         raise BadRequest("frame body must be a JSON object")
     return message
@@ -135,8 +167,8 @@ def parse_uri_field(message: dict[str, Any]) -> str | None:
 def parse_sign(message: dict[str, Any]) -> SignRequest:
     scheme = message.get("scheme")
     if not isinstance(scheme, str) or scheme not in SCHEMES:
-        raise errors.UnsupportedKeyType(
-            f"unsupported signature scheme {scheme!r}",
+        raise UnsupportedScheme(
+            f"unsupported signature scheme {scheme!r:.100}",
             f"use one of: {', '.join(SCHEMES)}",
         )
     hash_name, padding = SCHEMES[scheme]

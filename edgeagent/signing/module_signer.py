@@ -19,9 +19,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import utils
 from pkcs11 import MGF, Mechanism
 
-from edgeagent.errors import TokenOperationFailed, UnsupportedKeyType
+from edgeagent.errors import (
+    MissingConfigValue,
+    PinIncorrect,
+    TokenOperationFailed,
+    UnsupportedKeyType,
+)
 from edgeagent.pkcs11.keys import KeyKind, key_kind, read_public_key
 from edgeagent.pkcs11.module import load_module, pkcs11_errors
+from edgeagent.pkcs11.pins import choose_pin
 from edgeagent.pkcs11.select import SelectedKey, select_key
 from edgeagent.pkcs11.uri import Pkcs11Uri
 from edgeagent.signing.signer import DIGEST_SIZES, HashName, Padding, PublicKey
@@ -120,19 +126,36 @@ class ModuleSigner:
         return f"ModuleSigner({self.location!r}, {self._kind})"
 
 
-def open_module_signer(module_path: Path, key_uri: str | None, pin: str | None) -> ModuleSigner:
+def open_module_signer(
+    module_path: Path,
+    key_uri: str | None,
+    pin: str | None,
+    key_pin: str | None = None,
+    key_pin_key: str = "device.key_pin",
+) -> ModuleSigner:
     """Load the module, select the key ``key_uri`` names, log in, and read its public key.
 
     ``key_uri`` None (or empty) means "the first private key on the first
-    token", with a warning when there are several. An empty ``pin`` is no
-    PIN; then the URI's ``pin-value`` is used if it has one. Raises the
+    token", with a warning when there are several. ``pin`` is the token-wide
+    PIN (device.cryptoki.pin), ``key_pin`` one configured for this key; see
+    :func:`edgeagent.pkcs11.pins.choose_pin` for which wins. Raises the
     TokenError subclasses from ``edgeagent.errors``.
     """
     uri = Pkcs11Uri.parse(key_uri) if key_uri else None
-    if not pin and uri is not None and uri.pin_value:
-        pin = uri.pin_value  # RFC 7512 pin-value; device.cryptoki.pin wins when set
+    choice = choose_pin(uri, pin, key_pin, key_pin_key)
     module = load_module(module_path)
-    selected = select_key(module, uri, pin)
+    try:
+        selected = select_key(module, uri, choice.pin)
+    except PinIncorrect as error:
+        # The PIN came from somewhere specific: send the user there.
+        raise PinIncorrect(error.cause, f"check {choice.source}; " + error.fix) from error
+    except MissingConfigValue as error:
+        if choice.pin is None:
+            raise MissingConfigValue(
+                error.cause,
+                "set device.cryptoki.pin (or device.key_pin, or pin-source in the key URI)",
+            ) from error
+        raise
     try:
         with (
             selected.session.lock,

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
+from pydantic import SecretStr
+
 from edgeagent.config import AgentConfig, DeviceIdentity
 from edgeagent.errors import MissingConfigValue
 from edgeagent.signing.file_signer import FileSigner
 from edgeagent.signing.signer import Signer
+
+log = logging.getLogger("edgeagent.signing")
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def open_signer(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Signer:
@@ -20,11 +30,21 @@ def open_signer(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Si
             )
         from edgeagent.signing.module_signer import open_module_signer
 
-        pin = cryptoki.pin.get_secret_value() if cryptoki.pin is not None else None
-        return open_module_signer(cryptoki.module_path, identity.key_uri, pin)
+        return open_module_signer(
+            cryptoki.module_path,
+            identity.key_uri,
+            _secret(cryptoki.pin),
+            key_pin=_secret(identity.key_pin),
+            key_pin_key=identity.key_pin_key,
+        )
     if cryptoki.mode == "socket":
         from edgeagent.signing.socket_signer import open_socket_signer
 
+        if identity.key_pin is not None:
+            log.warning(
+                "%s is ignored in socket mode: the signing service logs in with its own PIN",
+                identity.key_pin_key,
+            )
         return open_socket_signer(cryptoki.socket_path, identity.key_uri)
     if identity.key_path is None:
         raise MissingConfigValue(

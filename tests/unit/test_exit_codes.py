@@ -1,7 +1,7 @@
 import inspect
 
 from edgeagent import errors
-from edgeagent.cli.exit_codes import EXIT_CODES, exit_code_for
+from edgeagent.cli.exit_codes import ABSTRACT, EXIT_CODES, exit_code_for
 
 
 def test_every_error_class_has_its_own_exit_code() -> None:
@@ -11,15 +11,17 @@ def test_every_error_class_has_its_own_exit_code() -> None:
         if issubclass(cls, errors.AgentError)
     }
     listed = [cls for cls, _ in EXIT_CODES]
-    assert set(listed) == classes
+    assert set(listed) | set(ABSTRACT) == classes
+    assert not set(listed) & set(ABSTRACT)
     codes = [code for _, code in EXIT_CODES]
     assert len(set(codes)) == len(codes), "codes are unique"
     assert all(0 < code < 126 for code in codes), "no clash with shell/signal codes"
 
 
 def test_most_specific_class_wins() -> None:
-    assert exit_code_for(errors.PinIncorrect("x")) == 22
-    assert exit_code_for(errors.TokenError("x")) == 29
+    assert exit_code_for(errors.PinIncorrect("x")) == 24
+    assert exit_code_for(errors.ConfigSyntaxError("f", 1, 2, "x")) == 10
+    assert exit_code_for(errors.ConfigError("x")) == 19
     assert exit_code_for(errors.AgentError("x")) == 1
 
 
