@@ -30,7 +30,7 @@ def config_dir_from(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgeagent.cli import bridge_cmd, config_cmd, connect_cmd, p11_server_cmd
+    from edgeagent.cli import bridge_cmd, config_cmd, connect_cmd, doctor_cmd, p11_server_cmd
 
     parser = argparse.ArgumentParser(
         prog="agent",
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect_cmd.register(sub)
     bridge_cmd.register(sub)
     p11_server_cmd.register(sub)
+    doctor_cmd.register(sub)
     return parser
 
 

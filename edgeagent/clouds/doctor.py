@@ -1,0 +1,225 @@
+"""`agent doctor <cloud>`: walk the chain from the configuration to the cloud.
+
+    for result in diagnose(config_dir, "c8y"):
+        print("✓" if result.ok else "✗", result.label, result.detail)
+
+Each link is checked on its own, in order, and the walk stops at the first
+failure (the later links depend on it), whose error carries the fix. It is
+stricter than `agent connect`: a key URI that matches several keys fails.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeagent.bridge.probe import probe
+from edgeagent.clouds.device import Device
+from edgeagent.clouds.profile import CloudProfile
+from edgeagent.clouds.registry import cloud_profile
+from edgeagent.config import AgentConfig, config_file, load_config
+from edgeagent.errors import (
+    AgentError,
+    BrokerUnreachable,
+    CertificateNotValidNow,
+    KeyNotFound,
+)
+from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
+from edgeagent.signing.match import check_matches_certificate
+from edgeagent.signing.open import open_signer
+from edgeagent.signing.signer import Signer
+from edgeagent.tls.client import TlsClientContext
+from edgeagent.tls.verify import load_trust_anchors
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    label: str
+    ok: bool
+    detail: str = ""
+    error: AgentError | None = None
+
+
+@dataclass
+class _State:
+    config_dir: Path
+    cloud: str
+    config: AgentConfig | None = None
+    profile: CloudProfile | None = None
+    signer: Signer | None = None
+    certificate: DeviceCertificate | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def diagnose(config_dir: Path, cloud: str) -> Iterator[CheckResult]:
+    """Run every check in order; stop after the first failure."""
+    state = _State(config_dir, cloud)
+    try:
+        for label, check in _checks(state):
+            try:
+                detail = check()
+            except AgentError as error:
+                yield CheckResult(label, False, error=error)
+                return
+            yield CheckResult(label, True, detail)
+    finally:
+        if state.signer is not None:
+            state.signer.close()
+
+
+def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
+    yield "configuration read", lambda: _read_config(state)
+    assert state.config is not None
+    mode = state.config.device.cryptoki.mode
+    if mode == "module":
+        yield "PKCS#11 module loads", lambda: _module_loads(state)
+        yield "token present", lambda: _token_present(state)
+        yield "login", lambda: _login(state)
+    elif mode == "socket":
+        yield "signing service answers", lambda: _service_answers(state)
+    yield "key found and unique", lambda: _key_found(state)
+    yield "certificate matches the key and is valid now", lambda: _certificate(state)
+    yield "cloud host resolves", lambda: _resolves(state)
+    yield "TLS 1.3 handshake and MQTT CONNACK", lambda: _handshake(state)
+
+
+def _read_config(state: _State) -> str:
+    state.config = load_config(state.config_dir)
+    state.profile = cloud_profile(state.cloud, state.config, state.config_dir)
+    return f"{config_file(state.config_dir)}, mode {state.config.device.cryptoki.mode}"
+
+
+def _module_loads(state: _State) -> str:
+    from edgeagent.errors import MissingConfigValue
+    from edgeagent.pkcs11.module import load_module
+
+    assert state.config is not None
+    path = state.config.device.cryptoki.module_path
+    if path is None:
+        raise MissingConfigValue(
+            "device.cryptoki.module_path is not set",
+            "agent config set device.cryptoki.module_path <the token's PKCS#11 library>",
+        )
+    return load_module(path).description
+
+
+def _token_uri(state: _State) -> object:
+    from edgeagent.pkcs11.uri import Pkcs11Uri
+
+    assert state.profile is not None
+    text = state.profile.identity.key_uri
+    return Pkcs11Uri.parse(text) if text else Pkcs11Uri()
+
+
+def _token_present(state: _State) -> str:
+    from edgeagent.pkcs11.module import load_module
+    from edgeagent.pkcs11.tokens import find_tokens
+    from edgeagent.pkcs11.uri import Pkcs11Uri
+
+    assert state.config is not None and state.config.device.cryptoki.module_path is not None
+    uri = _token_uri(state)
+    assert isinstance(uri, Pkcs11Uri)
+    tokens = find_tokens(load_module(state.config.device.cryptoki.module_path), uri)
+    return tokens[0].description.summary()
+
+
+def _login(state: _State) -> str:
+    # Opening the signer logs in once and selects the key; the next step
+    # reports on the selection. A refused PIN stops here and is not retried.
+    state.signer, state.warnings = _open_signer_watching_warnings(state)
+    return "the token accepted the PIN (or needs none)"
+
+
+def _service_answers(state: _State) -> str:
+    state.signer, state.warnings = _open_signer_watching_warnings(state)
+    assert state.config is not None
+    return str(state.config.device.cryptoki.socket_path)
+
+
+def _open_signer_watching_warnings(state: _State) -> tuple[Signer, list[str]]:
+    assert state.config is not None and state.profile is not None
+    caught: list[str] = []
+
+    class _Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                caught.append(record.getMessage())
+
+    handler = _Catch()
+    logger = logging.getLogger("edgeagent.pkcs11")
+    logger.addHandler(handler)
+    try:
+        signer = open_signer(state.config, state.profile.identity, state.profile.name)
+    finally:
+        logger.removeHandler(handler)
+    return signer, caught
+
+
+def _key_found(state: _State) -> str:
+    if state.signer is None:  # mode off: the key file
+        state.signer, state.warnings = _open_signer_watching_warnings(state)
+    several = [w for w in state.warnings if "match" in w and "using the first" in w]
+    if several:
+        raise KeyNotFound(
+            "the key URI matches several keys, so which one is used depends on the "
+            "token's contents:\n" + several[0],
+            "set device.key_uri (or <cloud>.device.key_uri) to the URI of one key",
+        )
+    return state.signer.location
+
+
+def _certificate(state: _State) -> str:
+    assert state.profile is not None and state.signer is not None and state.config is not None
+    cert_key = (
+        f"{state.cloud}.device.cert_path"
+        if state.config.cloud(state.cloud).device.cert_path is not None
+        else "device.cert_path"
+    )
+    certificate = read_device_certificate(state.profile.identity.cert_path, cert_key)
+    check_matches_certificate(state.signer, certificate.leaf)
+    now = datetime.datetime.now(datetime.UTC)
+    leaf = certificate.leaf
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise CertificateNotValidNow(
+            f"the device certificate {certificate.path} is valid from "
+            f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+            f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; now is {now:%Y-%m-%d %H:%M} UTC",
+            "renew the device certificate (or check this device's clock)",
+        )
+    state.certificate = certificate
+    days = (leaf.not_valid_after_utc - now).days
+    return f"{certificate.device_id}, valid for {days} more days"
+
+
+def _resolves(state: _State) -> str:
+    assert state.profile is not None
+    host, port = state.profile.host, state.profile.port
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise BrokerUnreachable(
+            f"cannot resolve {host!r} ({error.strerror})",
+            f"check {state.cloud}.url and the device's DNS settings",
+        ) from error
+    return ", ".join(sorted({str(a[4][0]) for a in addresses}))
+
+
+def _handshake(state: _State) -> str:
+    assert state.profile is not None and state.signer is not None
+    assert state.certificate is not None
+    anchors = load_trust_anchors(state.profile.root_cert_path)
+    tls = TlsClientContext(
+        state.signer, state.certificate.pem, anchors, list(state.profile.alpn) or None
+    )
+    device = Device(state.certificate, state.signer, tls)
+    result = probe(device.cloud_endpoint(state.profile))
+    handshake_ms = tls.last_handshake.seconds * 1000
+    connack_ms = result.connack_seconds * 1000
+    return (
+        f"{state.profile.host}:{state.profile.port}, handshake {handshake_ms:.0f} ms, "
+        f"CONNACK {connack_ms:.0f} ms"
+    )

@@ -1,0 +1,124 @@
+"""`agent doctor c8y`: one line per link; the first broken link, its fix, its exit code."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgeagent import errors
+from edgeagent.cli.exit_codes import exit_code_for
+from tests.support.gateway import Gateway, new_gateway
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import TestPki
+from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
+
+pytestmark = pytest.mark.integration
+
+ALL_STEPS = [
+    "configuration read",
+    "PKCS#11 module loads",
+    "token present",
+    "login",
+    "key found and unique",
+    "certificate matches the key and is valid now",
+    "cloud host resolves",
+    "TLS 1.3 handshake and MQTT CONNACK",
+]
+
+
+def code(error: type[errors.AgentError]) -> int:
+    return exit_code_for(error("x"))
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path,
+    local_broker: Mosquitto,
+    cloud_broker: Mosquitto,
+    pki: TestPki,
+    softhsm_token: SoftHsmToken,
+) -> Iterator[Gateway]:
+    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
+    gw.set("device.cryptoki.mode", "module")
+    gw.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
+    gw.set("device.cryptoki.pin", softhsm_token.pin)
+    yield gw
+
+
+def use_key(gw: Gateway, token: SoftHsmToken, **cert_options: object) -> SoftHsmKey:
+    key = token.generate_key("ec-p256", label="device-key")
+    gw.set("device.key_uri", key.uri)
+    cert = gw.pki.ca.issue_client(key.public_key, "device-001", **cert_options)  # type: ignore[arg-type]
+    gw.set("device.cert_path", str(cert))
+    return key
+
+
+def lines(output: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if line.strip()[:1] in "✓✗"]
+
+
+def test_a_healthy_chain_passes_every_step(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token)
+    done = gateway.agent("doctor", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = lines(done.stdout)
+    assert [s[2:].split(":")[0] for s in steps] == ALL_STEPS
+    assert all(s.startswith("✓") for s in steps)
+    assert "All checks passed." in done.stdout
+
+
+def _fails_at(done: object, step: str) -> None:
+    output = done.stdout  # type: ignore[attr-defined]
+    steps = lines(output)
+    assert steps[-1] == f"✗ {step}", output
+    assert all(s.startswith("✓") for s in steps[:-1])
+    assert "fix:" in output
+
+
+def test_wrong_pin_fails_at_login(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token)
+    gateway.set("device.cryptoki.pin", "000000")
+    done = gateway.agent("doctor", "c8y")
+    _fails_at(done, "login")
+    assert done.returncode == code(errors.PinIncorrect)
+
+
+def test_missing_module_fails_at_module(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token)
+    gateway.set("device.cryptoki.module_path", "/usr/lib/no-such-pkcs11.so")
+    done = gateway.agent("doctor", "c8y")
+    _fails_at(done, "PKCS#11 module loads")
+    assert done.returncode == code(errors.ModuleLoadError)
+
+
+def test_ambiguous_key_uri_fails_doctor(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token)
+    softhsm_token.generate_key("ec-p256", label="second")
+    gateway.set("device.key_uri", softhsm_token.uri)
+    done = gateway.agent("doctor", "c8y")
+    _fails_at(done, "key found and unique")
+    assert "object=second" in done.stdout and "object=device-key" in done.stdout
+
+
+def test_expired_device_certificate_fails(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    use_key(
+        gateway,
+        softhsm_token,
+        not_before=now - datetime.timedelta(days=10),
+        not_after=now - datetime.timedelta(days=1),
+    )
+    done = gateway.agent("doctor", "c8y")
+    _fails_at(done, "certificate matches the key and is valid now")
+    assert done.returncode == code(errors.CertificateNotValidNow)
+
+
+def test_cloud_down_fails_at_the_handshake(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
+    use_key(gateway, softhsm_token)
+    gateway.cloud.stop()
+    done = gateway.agent("doctor", "c8y")
+    _fails_at(done, "TLS 1.3 handshake and MQTT CONNACK")
+    assert done.returncode == code(errors.BrokerUnreachable)
