@@ -93,18 +93,20 @@ def _read_config(state: _State) -> str:
     return f"{config_file(state.config_dir)}, mode {state.config.device.cryptoki.mode}"
 
 
-def _module_loads(state: _State) -> str:
-    from edgeagent.errors import MissingConfigValue
-    from edgeagent.pkcs11.module import load_module
+def _module_path(state: _State) -> Path:
+    from edgeagent.pkcs11.modules import module_for
+    from edgeagent.pkcs11.uri import Pkcs11Uri
 
     assert state.config is not None
-    path = state.config.device.cryptoki.module_path
-    if path is None:
-        raise MissingConfigValue(
-            "device.cryptoki.module_path is not set",
-            "agent config set device.cryptoki.module_path <the token's PKCS#11 library>",
-        )
-    return load_module(path).description
+    uri = _token_uri(state)
+    assert isinstance(uri, Pkcs11Uri)
+    return module_for(uri, state.config.device.cryptoki.module_path)
+
+
+def _module_loads(state: _State) -> str:
+    from edgeagent.pkcs11.module import load_module
+
+    return load_module(_module_path(state)).description
 
 
 def _token_uri(state: _State) -> object:
@@ -120,10 +122,9 @@ def _token_present(state: _State) -> str:
     from edgeagent.pkcs11.tokens import find_tokens
     from edgeagent.pkcs11.uri import Pkcs11Uri
 
-    assert state.config is not None and state.config.device.cryptoki.module_path is not None
     uri = _token_uri(state)
     assert isinstance(uri, Pkcs11Uri)
-    tokens = find_tokens(load_module(state.config.device.cryptoki.module_path), uri)
+    tokens = find_tokens(load_module(_module_path(state)), uri)
     return tokens[0].description.summary()
 
 

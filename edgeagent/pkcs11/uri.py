@@ -167,10 +167,24 @@ def _split(text: str, start: int, end: int, sep: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _openziti_form(text: str) -> InvalidKeyUri:
+    # OpenZiti writes "pkcs11://<module path>" (seed 000): a module, not a key.
+    module = text[len(SCHEME) + 2 :] or "<module path>"
+    return InvalidKeyUri(
+        f"{text!r} names a PKCS#11 module the way OpenZiti does, not a key (RFC 7512)",
+        f"agent config set device.cryptoki.module_path {module.rstrip('/')}/<the module .so> "
+        "and set device.key_uri to the key's RFC 7512 URI, e.g. "
+        '"pkcs11:token=<token label>;object=<key label>" '
+        "(p11tool --list-privkeys prints it)",
+    )
+
+
 def parse_uri(text: str) -> Pkcs11Uri:
     """Parse an RFC 7512 URI. See the module docstring."""
     if not text[: len(SCHEME)].lower() == SCHEME:
         raise _fail(text, 0, "does not start with 'pkcs11:'")
+    if text[len(SCHEME) : len(SCHEME) + 2] == "//":
+        raise _openziti_form(text)
     query_at = text.find("?", len(SCHEME))
     path_end = len(text) if query_at < 0 else query_at
     values: dict[str, object] = {}

@@ -22,16 +22,13 @@ def open_signer(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Si
     """The device key for one cloud: on a token (module or socket) or in a file."""
     cryptoki = config.device.cryptoki
     if cryptoki.mode == "module":
-        if cryptoki.module_path is None:
-            raise MissingConfigValue(
-                "device.cryptoki.mode is 'module' but device.cryptoki.module_path is not set",
-                "agent config set device.cryptoki.module_path /usr/lib/softhsm/libsofthsm2.so "
-                "(the PKCS#11 library of your token)",
-            )
+        from edgeagent.pkcs11.modules import module_for
+        from edgeagent.pkcs11.uri import Pkcs11Uri
         from edgeagent.signing.module_signer import open_module_signer
 
+        uri = Pkcs11Uri.parse(identity.key_uri) if identity.key_uri else None
         return open_module_signer(
-            cryptoki.module_path,
+            module_for(uri, cryptoki.module_path),
             identity.key_uri,
             _secret(cryptoki.pin),
             key_pin=_secret(identity.key_pin),

@@ -128,3 +128,14 @@ def test_pin_source_file_logs_in(softhsm_token: SoftHsmToken, tmp_path: Path) ->
     pin_file.chmod(0o600)
     with open_module_signer(SOFTHSM_MODULE, f"{key.uri}?pin-source={pin_file}", None) as signer:
         assert signer.public_key() == key.public_key
+
+
+def test_module_path_in_the_uri_loads_that_module(softhsm_token: SoftHsmToken) -> None:
+    from edgeagent.pkcs11.modules import module_for
+    from edgeagent.pkcs11.uri import Pkcs11Uri
+
+    key = softhsm_token.generate_key("ec-p256")
+    text = f"{key.uri}?module-path={SOFTHSM_MODULE}"
+    module = module_for(Pkcs11Uri.parse(text), None)
+    with open_module_signer(module, text, softhsm_token.pin) as signer:
+        assert signer.public_key() == key.public_key
