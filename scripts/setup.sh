@@ -24,7 +24,7 @@ python="${PYTHON:-python3}"
 packages=(
     mosquitto mosquitto-clients
     softhsm2 opensc gnutls-bin
-    swtpm swtpm-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools dbus
+    swtpm swtpm-tools tpm2-abrmd libtss2-tcti-tabrmd0 libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools dbus
     openssl ca-certificates
     python3 python3-venv
 )
@@ -74,6 +74,11 @@ sys.exit(0 if sys.version_info >= (3, 11) else 1)
 EOF
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    # Never delete what we cannot rebuild: a venv of another user's stays theirs.
+    if [ -e "$venv" ] && [ ! -w "$venv" ]; then
+        echo "setup.sh: $venv exists but is not writable by $(id -un); set EDGEAGENT_VENV to a path of your own" >&2
+        exit 1
+    fi
     say "creating virtual environment $venv"
     rm -rf "$venv"
     "$python" -m venv "$venv"
