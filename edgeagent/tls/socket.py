@@ -10,6 +10,9 @@ paho understands) when they are waiting for the network.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import select
 import socket
 import ssl
 from collections.abc import Callable, Generator
@@ -21,6 +24,11 @@ from tlslite.tlsconnection import TLSConnection
 from edgeagent.errors import AgentError
 
 _WANT_READ, _WANT_WRITE = 0, 1
+
+MAX_RECORD = 16384  # TLS's largest record: send once this much has gathered
+FLUSH_TIMEOUT = 30.0
+
+log = logging.getLogger("edgeagent.tls")
 
 Handshake = Callable[[TLSConnection], None]
 
@@ -34,7 +42,7 @@ class TlsSocket:
         self._handshake = handshake
         self._reader: Generator[Any, None, None] | None = None
         self._writer: Generator[Any, None, None] | None = None
-        self._writing = 0
+        self._out = bytearray()
         self._buffer = b""
         self._closed = False
 
@@ -95,33 +103,72 @@ class TlsSocket:
                 return True
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
-        """Encrypt and send ``data``; returns how much of it was taken.
+        """Take ``data`` for sending; returns how much was taken.
 
-        When the network is full the record stays half-written inside the
-        stored generator; paho calls again with the same bytes in front, and
-        we finish that record first.
+        MQTT packets are small and paho writes them one by one; one TLS
+        record and one syscall each would cost more than the packets
+        themselves. So plaintext is coalesced here and sent as one record
+        when paho's loop next calls :meth:`pending` (it does, every round,
+        before it blocks in select) or when a full record has gathered.
+        When the network is full, a record stays half-written inside
+        tlslite's generator and nothing more is taken until it is out.
         """
-        if self._writer is None:
-            self._writing = len(data)
-            self._writer = self._conn.writeAsync(bytes(data))
-        try:
-            for result in self._writer:
-                if result == _WANT_WRITE:
-                    raise ssl.SSLWantWriteError("socket buffer full")
-                if result == _WANT_READ:
-                    raise ssl.SSLWantReadError("TLS wants to read")
-        except TLSError as error:
-            self._writer = None
-            raise ConnectionError(f"TLS error while sending: {error}") from error
-        self._writer = None
-        return self._writing
+        if self._writer is not None or len(self._out) >= MAX_RECORD:
+            self._flush(block=False)  # raises SSLWantWriteError: paho retries later
+        self._out += data
+        return len(data)
 
     def sendall(self, data: bytes) -> None:
-        self._conn.write(bytes(data))
+        self._out += data
+        self._flush(block=True)
 
     def pending(self) -> int:
-        """Decrypted bytes ready without touching the network (paho #131)."""
+        """Decrypted bytes ready without touching the network (paho #131).
+
+        Also sends what :meth:`send` gathered: paho calls this at the top of
+        every loop round, after writing and before waiting.
+        """
+        if self._out or self._writer is not None:
+            try:
+                self._flush(block=True)
+            except OSError as error:
+                # paho does not expect errors from pending(): break the
+                # connection so its next read reports it the usual way.
+                log.warning("TLS connection broken while sending: %s", error)
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                self._out.clear()
+                self._writer = None
         return len(self._buffer) + len(self._conn._readBuffer)
+
+    def _flush(self, *, block: bool) -> None:
+        """Encrypt and send the gathered plaintext.
+
+        ``block``: wait (bounded) for the socket to drain instead of raising
+        SSLWantWriteError; used where paho will not select for writing.
+        """
+        while True:
+            if self._writer is None:
+                if not self._out:
+                    return
+                data, self._out = bytes(self._out), bytearray()
+                self._writer = self._conn.writeAsync(data)
+            try:
+                for result in self._writer:
+                    if result not in (_WANT_WRITE, _WANT_READ):
+                        continue
+                    if not block:
+                        raise ssl.SSLWantWriteError("socket buffer full")
+                    _, writable, _ = select.select([], [self._sock], [], FLUSH_TIMEOUT)
+                    if not writable:
+                        self._writer = None
+                        raise TimeoutError(
+                            f"the peer read nothing for {FLUSH_TIMEOUT:.0f} s while we sent"
+                        )
+            except TLSError as error:
+                self._writer = None
+                raise ConnectionError(f"TLS error while sending: {error}") from error
+            self._writer = None
 
     # -- plumbing paho uses ------------------------------------------------------
 
@@ -144,6 +191,12 @@ class TlsSocket:
         if self._closed:
             return
         self._closed = True
+        try:
+            # What paho wrote last (a DISCONNECT) must go out before close_notify.
+            if self._out or self._writer is not None:
+                self._flush(block=True)
+        except OSError:
+            pass
         try:
             # Best effort close_notify; never block a shutdown on it.
             self._sock.setblocking(False)
