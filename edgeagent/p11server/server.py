@@ -31,6 +31,8 @@ log = logging.getLogger("edgeagent.p11server")
 MAX_CLIENTS = 64
 IDLE_TIMEOUT = 300.0  # between requests; clients reconnect transparently
 FRAME_TIMEOUT = 10.0  # a frame must arrive whole within this
+LINGER_TIMEOUT = 1.0  # a refused client's answer stays readable this long
+MAX_LINGER_BYTES = 128 * 1024
 SERVER_NAME = f"edgeagent-p11-server/{__version__}"
 
 
@@ -78,6 +80,7 @@ class SigningServer:
                         "add this user to p11_server.allowed_users or to an allowed group",
                     ),
                 )
+                _linger(conn)
                 return
             log.debug("client connected: %s", peer)
             self._conversation(conn)
@@ -157,5 +160,25 @@ def _send_quietly(conn: socket.socket, response: dict[str, Any]) -> None:
     try:
         conn.settimeout(1.0)
         write_frame(conn, m.encode(response))
+    except OSError:
+        pass
+
+
+def _linger(conn: socket.socket) -> None:
+    """Let a refused client read its answer before the connection goes away.
+
+    Closing at once races the client's hello: it would get EPIPE on its write
+    instead of reading why it was refused. Half-close, then discard what it
+    sends (bounded in bytes and time) until it closes.
+    """
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(LINGER_TIMEOUT)
+        received = 0
+        while received < MAX_LINGER_BYTES:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            received += len(chunk)
     except OSError:
         pass

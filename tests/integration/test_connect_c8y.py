@@ -85,6 +85,13 @@ def issue_device_cert(gw: Gateway, key: SoftHsmKey, cn: str = "device-001") -> P
     return gw.pki.ca.issue_client(key.public_key, cn)
 
 
+def exit_code(cls: type[errors.AgentError]) -> int:
+    """The agent's exit code for an error class (edgeagent/cli/exit_codes.py)."""
+    from edgeagent.cli.exit_codes import exit_code_for as code_for
+
+    return code_for(cls("x"))
+
+
 @pytest.fixture
 def gateway(
     tmp_path: Path,
@@ -177,7 +184,7 @@ def test_disconnect_stops_the_bridge_and_reconnect_restarts_it(
     first_pid = int(pid_file.read_text())
 
     again = gateway.agent("connect", "c8y")
-    assert again.returncode == 70
+    assert again.returncode == exit_code(errors.ServiceError)
     assert "already connected" in again.stderr and "agent reconnect c8y" in again.stderr
 
     done = gateway.agent("reconnect", "c8y")
@@ -279,7 +286,7 @@ def test_wrong_pin_is_reported_as_such(gateway: Gateway, softhsm_token: SoftHsmT
     use_key(gateway, softhsm_token, "ec-p256")
     gateway.set("device.cryptoki.pin", "000000")
     done = gateway.agent("connect", "c8y")
-    assert done.returncode == 22, done.stderr
+    assert done.returncode == exit_code(errors.PinIncorrect), done.stderr
     assert "PIN" in done.stderr and softhsm_token.label in done.stderr
     assert "device.cryptoki.pin" in done.stderr
     assert "000000" not in done.stderr + done.stdout
@@ -291,7 +298,7 @@ def test_missing_key_lists_the_keys_that_exist(
     key = use_key(gateway, softhsm_token, "ec-p256")
     gateway.set("device.key_uri", f"pkcs11:token={softhsm_token.label};object=no-such-key")
     done = gateway.agent("connect", "c8y")
-    assert done.returncode == 24, done.stderr
+    assert done.returncode == exit_code(errors.KeyNotFound), done.stderr
     assert "no-such-key" in done.stderr
     assert f"object={key.label}" in done.stderr
 
@@ -303,7 +310,7 @@ def test_certificate_of_another_key_is_refused(
     other = softhsm_token.generate_key("ec-p256", label="other")
     gateway.set("device.cert_path", str(issue_device_cert(gateway, other)))
     done = gateway.agent("connect", "c8y")
-    assert done.returncode == 41, done.stderr
+    assert done.returncode == exit_code(errors.CertificateKeyMismatch), done.stderr
     assert "is not for the key" in done.stderr
 
 

@@ -1,0 +1,626 @@
+"""Socket mode end to end: `agent p11-server` owns a real SoftHSM2 token, the
+agent signs through its Unix socket and never loads the PKCS#11 module.
+
+The service is started as a user would: the real `agent p11-server` command
+with its own config dir (module path, PIN, key URI) and a socket in a private
+directory. The agent's config has neither a module path nor a PIN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from edgeagent import errors
+from edgeagent.cli.exit_codes import exit_code_for
+from edgeagent.config import set_value
+from edgeagent.p11server.server import FRAME_TIMEOUT
+from edgeagent.protocol.frame import MAX_FRAME
+from edgeagent.signing.socket_signer import SocketSigner
+from tests.support.gateway import AGENT, Gateway, issue_device_cert, new_gateway
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import TestPki
+from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
+
+pytestmark = pytest.mark.integration
+
+NOBODY = 65534
+# The system interpreter: a child running as nobody cannot read /root, where
+# the test venv's interpreter may live. The child uses the standard library only.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+# A client written against docs/signing-protocol.md alone: no edgeagent import.
+RAW_CLIENT = """
+import json, socket, struct, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.settimeout(10)
+conn.connect(sys.argv[1])
+def ask(request):
+    body = json.dumps(request).encode()
+    conn.sendall(struct.pack(">I", len(body)) + body)
+    header = b""
+    while len(header) < 4:
+        chunk = conn.recv(4 - len(header))
+        if not chunk:
+            return None
+        header += chunk
+    (length,) = struct.unpack(">I", header)
+    body = b""
+    while len(body) < length:
+        body += conn.recv(length - len(body))
+    return json.loads(body)
+hello = ask({"op": "hello", "versions": [1]})
+print(json.dumps(hello))
+if hello and hello.get("ok"):
+    print(json.dumps(ask({"op": "ping"})))
+"""
+
+
+# -- the signing service as a user starts it ---------------------------------------------
+
+
+def raw_ask(conn: socket.socket, request: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps(request).encode()
+    conn.sendall(struct.pack(">I", len(body)) + body)
+    return read_reply(conn)
+
+
+def read_reply(conn: socket.socket) -> dict[str, Any]:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+            data += chunk
+        return data
+
+    (length,) = struct.unpack(">I", exactly(4))
+    reply: dict[str, Any] = json.loads(exactly(length))
+    return reply
+
+
+def connect_raw(path: Path, timeout: float = 5) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    conn.connect(str(path))
+    return conn
+
+
+def ping(path: Path, timeout: float = 5) -> float:
+    """Seconds for hello + ping on a fresh connection; raises if not answered."""
+    started = time.monotonic()
+    with connect_raw(path, timeout) as conn:
+        assert raw_ask(conn, {"op": "hello", "versions": [1]})["ok"] is True
+        assert raw_ask(conn, {"op": "ping"}) == {"ok": True}
+    return time.monotonic() - started
+
+
+class P11Server:
+    """`agent -v p11-server` in a subprocess, with its own config dir and log."""
+
+    def __init__(self, config_dir: Path, socket_path: Path, log_dir: Path) -> None:
+        self.config_dir = config_dir
+        self.socket_path = socket_path
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def set(self, key: str, value: str) -> None:
+        set_value(self.config_dir, key, value)
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"p11-server-{self.starts}.log"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def spawn(
+        self, *args: str, argv: list[str] | None = None, pass_fds: tuple[int, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        """Start without waiting; ``argv`` replaces the command (a launcher)."""
+        self.starts += 1
+        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir))
+        command = argv or [str(AGENT), "-v", "p11-server", *args]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=pass_fds
+            )
+        return self.process
+
+    def start(self, *args: str, listening_on: Path | None = None) -> P11Server:
+        self.spawn(*args)
+        self.wait_ready(listening_on or self.socket_path)
+        return self
+
+    def wait_ready(self, path: Path, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"agent p11-server exited {self.process.returncode}:\n{self.log_text()}"
+                )
+            try:
+                ping(path, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"agent p11-server did not answer on {path}:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short path (AF_UNIX allows ~107 bytes) that `nobody` may traverse."""
+    directory = Path(tempfile.mkdtemp(prefix="p11s-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def device_key(softhsm_token: SoftHsmToken) -> SoftHsmKey:
+    return softhsm_token.generate_key("ec-p256", label="device-key")
+
+
+@pytest.fixture
+def service_factory(
+    tmp_path: Path, socket_dir: Path, softhsm_token: SoftHsmToken, device_key: SoftHsmKey
+) -> Iterator[Any]:
+    """Make (not start) signing services for the test token; all stopped at the end."""
+    made: list[P11Server] = []
+
+    def make(name: str = "p11", socket_name: str = "agent-p11-server.sock") -> P11Server:
+        server = P11Server(tmp_path / f"etc-{name}", socket_dir / socket_name, tmp_path / name)
+        server.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
+        server.set("device.cryptoki.pin", softhsm_token.pin)
+        server.set("device.cryptoki.uri", device_key.uri)
+        server.set("device.cryptoki.socket_path", str(server.socket_path))
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
+def service(service_factory: Any) -> P11Server:
+    server: P11Server = service_factory().start()
+    return server
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path,
+    local_broker: Mosquitto,
+    cloud_broker: Mosquitto,
+    pki: TestPki,
+    service: P11Server,
+    device_key: SoftHsmKey,
+) -> Iterator[Gateway]:
+    """An agent in socket mode: a socket path and a certificate, nothing else."""
+    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
+    gw.set("device.cryptoki.mode", "socket")
+    gw.set("device.cryptoki.socket_path", str(service.socket_path))
+    gw.set("device.cert_path", str(issue_device_cert(gw, device_key)))
+    yield gw
+    gw.agent("disconnect", "c8y")
+
+
+def maps_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+# -- the agent connects through the service ---------------------------------------------
+
+
+def test_connect_c8y_bridges_both_ways_signing_through_the_service(
+    gateway: Gateway, service: P11Server
+) -> None:
+    agent_toml = (gateway.config_dir / "agent.toml").read_text()
+    assert "module_path" not in agent_toml and "pin" not in agent_toml
+
+    with gateway.cloud_app() as cloud, gateway.local_client() as local:
+        cloud.subscribe("s/us", qos=1)
+        local.subscribe("c8y/s/ds", qos=1)
+
+        done = gateway.agent("connect", "c8y")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "cryptoki: true" in done.stdout
+        assert "object=device-key" in done.stdout
+        assert f"via the signing service at {service.socket_path}" in done.stdout
+        assert "device id: device-001" in done.stdout
+
+        local.publish("c8y/s/us", b"200,c8y_Temperature,T,25", qos=1)
+        [up] = cloud.wait_for(1, "s/us", timeout=15)
+        assert up.payload == b"200,c8y_Temperature,T,25"
+
+        cloud.publish("s/ds", b"510,device-001", qos=1)
+        [down] = local.wait_for(1, "c8y/s/ds", timeout=15)
+        assert down.payload == b"510,device-001"
+
+    # The long-running bridge never loaded the module; the service did. (The
+    # second assertion shows the first one can fail.)
+    assert "libsofthsm2" not in maps_of(gateway.bridge_pid())
+    assert "libsofthsm2" in maps_of(service.pid)
+    # The bridge's handshake was signed by the service, for the bridge's pid.
+    assert f"pid={gateway.bridge_pid()}" in service.log_text()
+
+
+def test_service_down_fails_connect_naming_the_socket(gateway: Gateway, socket_dir: Path) -> None:
+    missing = socket_dir / "nothing-here.sock"
+    gateway.set("device.cryptoki.socket_path", str(missing))
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == exit_code_for(errors.SignerUnreachable("x")) == 30, done.stderr
+    assert str(missing) in done.stderr
+    assert "agent p11-server" in done.stderr
+
+    # A socket file nobody listens on (a crashed service): connection refused.
+    dead = socket_dir / "dead.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as leftover:
+        leftover.bind(str(dead))
+    gateway.set("device.cryptoki.socket_path", str(dead))
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 30, done.stderr
+    assert f"{dead} is not running" in done.stderr
+
+
+def test_wrong_pin_in_the_service_reaches_the_agent_as_pin_incorrect(
+    service_factory: Any, gateway: Gateway
+) -> None:
+    wrong = service_factory("wrong-pin", "wrong.sock")
+    wrong.set("device.cryptoki.pin", "000000")
+    wrong.start()
+    gateway.set("device.cryptoki.socket_path", str(wrong.socket_path))
+
+    for _ in range(2):
+        done = gateway.agent("connect", "c8y")
+        assert done.returncode == exit_code_for(errors.PinIncorrect("x")), done.stderr
+        assert "PIN" in done.stderr
+        assert "000000" not in done.stdout + done.stderr
+    # Refused once at start; both requests were answered from memory, not retried.
+    assert wrong.log_text().count("requests will be refused until the service restarts") == 1
+
+
+def test_bridge_survives_a_service_restart(
+    gateway: Gateway, service: P11Server, cloud_broker: Mosquitto
+) -> None:
+    assert gateway.agent("connect", "c8y").returncode == 0
+    bridge_pid = gateway.bridge_pid()
+
+    service.stop()
+    service.start()
+    assert f"pid={bridge_pid}" not in service.log_text()
+    cloud_broker.restart()  # the bridge must handshake again: a new signature
+
+    with gateway.cloud_app() as cloud, gateway.local_client() as local:
+        cloud.subscribe("s/us", qos=1)
+        local.publish("c8y/s/us", b"after the restart", qos=1)
+        [up] = cloud.wait_for(1, "s/us", timeout=60)
+        assert up.payload == b"after the restart"
+
+    assert gateway.bridge_pid() == bridge_pid
+    assert f"pid={bridge_pid}" in service.log_text()
+    assert "libsofthsm2" not in maps_of(bridge_pid)
+
+
+# -- who may ask ------------------------------------------------------------------------
+
+
+def as_user(path: Path, uid: int, gid: int) -> list[dict[str, Any] | None]:
+    """Run the raw client as uid/gid (no supplementary groups); its replies."""
+    done = run_as(path, uid, gid)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def run_as(path: Path, uid: int, gid: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            SYSTEM_PYTHON,
+            "-I",
+            "-c",
+            RAW_CLIENT,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_peer_not_allowed_is_refused_even_through_a_careless_chmod(
+    service: P11Server,
+) -> None:
+    assert service.socket_path.stat().st_mode & 0o777 == 0o660
+    service.socket_path.chmod(0o666)  # the file mode no longer protects it
+
+    [refusal] = as_user(service.socket_path, NOBODY, NOBODY)
+
+    assert refusal is not None and refusal["ok"] is False
+    assert refusal["error"]["code"] == "not_allowed"
+    assert "p11_server.allowed_users" in refusal["error"]["fix"]
+    assert f"refused peer uid={NOBODY}" in service.log_text()
+    ping(service.socket_path)  # our own user is still served
+
+
+def test_allowed_users_and_groups_are_served(service_factory: Any) -> None:
+    by_user = service_factory("by-user", "u.sock").start("--allow-users", str(NOBODY))
+    by_user.socket_path.chmod(0o666)
+    hello, pong = as_user(by_user.socket_path, NOBODY, NOBODY)
+    assert hello is not None and hello["ok"] is True and pong == {"ok": True}
+
+    by_group = service_factory("by-group", "g.sock").start("--allow-groups", "nogroup")
+    by_group.socket_path.chmod(0o666)
+    hello, pong = as_user(by_group.socket_path, 4242, NOBODY)  # nogroup is 65534
+    assert hello is not None and hello["ok"] is True and pong == {"ok": True}
+    [refusal] = as_user(by_group.socket_path, 4242, 4242)
+    assert refusal is not None and refusal["error"]["code"] == "not_allowed"
+    assert "refused peer uid=4242 gid=4242" in by_group.log_text()
+
+
+# -- hostile or broken clients -------------------------------------------------------------
+
+
+def test_malformed_input_never_takes_the_service_down(service: P11Server) -> None:
+    path = service.socket_path
+
+    # A client that sends half a header and stalls holds only its own connection,
+    # and only for FRAME_TIMEOUT.
+    staller = connect_raw(path, timeout=FRAME_TIMEOUT + 5)
+    staller.sendall(b"\x00\x00")
+    stalled_at = time.monotonic()
+    assert ping(path) < 1
+
+    for attack in (
+        b"\xff\xff\xff\xff",  # announces 4 GiB
+        struct.pack(">I", MAX_FRAME + 1),
+        b"\x00\x00\x00\x00",  # an empty frame
+    ):
+        with connect_raw(path) as conn:
+            conn.sendall(attack)
+            reply = read_reply(conn)
+            assert reply["error"]["code"] == "bad_request"
+            assert conn.recv(1) == b""  # and the connection is closed
+        assert ping(path) < 1
+
+    with connect_raw(path) as conn:  # truncated: a header for 100 bytes, then 10 and EOF
+        conn.sendall(struct.pack(">I", 100) + b"0123456789")
+        conn.shutdown(socket.SHUT_WR)
+        assert read_reply(conn)["error"]["code"] == "bad_request"
+        assert conn.recv(1) == b""
+    assert ping(path) < 1
+
+    with connect_raw(path) as conn:  # garbage JSON in a well-formed frame: answered
+        for garbage in (b"\x00\xffgarbage", b"[" * 50_000, b'"just a string"'):
+            conn.sendall(struct.pack(">I", len(garbage)) + garbage)
+            assert read_reply(conn)["error"]["code"] == "bad_request"
+        assert raw_ask(conn, {"op": "hello", "versions": [1]})["ok"] is True
+    assert ping(path) < 1
+
+    # The staller is cut off after the frame timeout, with an answer.
+    reply = read_reply(staller)
+    assert reply["error"]["code"] == "bad_request"
+    assert FRAME_TIMEOUT - 1 < time.monotonic() - stalled_at < FRAME_TIMEOUT + 3
+    assert staller.recv(1) == b""
+    staller.close()
+    assert service.process is not None and service.process.poll() is None
+    assert "Traceback" not in service.log_text()
+
+
+# -- many clients at once -------------------------------------------------------------------
+
+
+def _verify(public: Any, signature: bytes, digest: bytes, scheme: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    prehashed = Prehashed(hashes.SHA256())
+    if scheme == "ecdsa":
+        public.verify(signature, digest, ec.ECDSA(prehashed))
+    else:
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        public.verify(signature, digest, pss, prehashed)
+
+
+@pytest.mark.parametrize(
+    ("spec", "scheme", "clients", "each"),
+    [("ec-p256", "ecdsa", 6, 50), ("rsa-2048", "pss", 4, 25)],
+    ids=["ecdsa-p256", "rsa2048-pss"],
+)
+def test_concurrent_clients_each_get_valid_signatures(
+    service: P11Server,
+    softhsm_token: SoftHsmToken,
+    device_key: SoftHsmKey,
+    spec: str,
+    scheme: str,
+    clients: int,
+    each: int,
+) -> None:
+    key = device_key if spec == "ec-p256" else softhsm_token.generate_key("rsa-2048", label="rsa")
+    uri = None if key is device_key else key.uri  # None: the service's default key
+    failures: list[BaseException] = []
+    signed = [0] * clients
+    start = threading.Barrier(clients)
+
+    def client(index: int) -> None:
+        try:
+            signer = SocketSigner(service.socket_path, uri)
+            assert signer.public_key() == key.public_key
+            start.wait()
+            for _ in range(each):
+                digest = hashlib.sha256(os.urandom(32)).digest()
+                signature = signer.sign_digest(digest, "sha256", scheme)  # type: ignore[arg-type]
+                _verify(key.public_key, signature, digest, scheme)
+                signed[index] += 1
+            signer.close()
+        except (InvalidSignature, errors.AgentError, AssertionError) as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+    assert signed == [each] * clients
+    if isinstance(key.public_key, rsa.RSAPublicKey):
+        assert key.public_key.key_size == 2048
+
+
+def test_signatures_per_second_socket_next_to_module(
+    service: P11Server, softhsm_token: SoftHsmToken, device_key: SoftHsmKey
+) -> None:
+    """Measured in one run, same key: the cost of the socket hop (printed with -s)."""
+    from edgeagent.signing.module_signer import open_module_signer
+
+    count = 300
+    digests = [hashlib.sha256(os.urandom(8)).digest() for _ in range(count)]
+
+    def rate(signer: Any) -> float:
+        signer.sign_digest(digests[0], "sha256", "ecdsa")  # warm up
+        started = time.perf_counter()
+        for digest in digests:
+            signer.sign_digest(digest, "sha256", "ecdsa")
+        return count / (time.perf_counter() - started)
+
+    via_socket = SocketSigner(service.socket_path, None)
+    module = open_module_signer(SOFTHSM_MODULE, device_key.uri, softhsm_token.pin)
+    try:
+        socket_rate, module_rate = rate(via_socket), rate(module)
+    finally:
+        via_socket.close()
+        module.close()
+    print(
+        f"\nECDSA P-256 on SoftHSM2, one client: module {module_rate:.0f} sig/s, "
+        f"socket {socket_rate:.0f} sig/s ({socket_rate / module_rate:.0%})"
+    )
+    assert socket_rate > 100  # far above a TLS handshake's needs; catches a stall per request
+
+
+# -- starting the service ---------------------------------------------------------------------
+
+
+def test_a_stale_socket_file_does_not_stop_the_service(service_factory: Any) -> None:
+    server = service_factory()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as crashed:
+        crashed.bind(str(server.socket_path))  # closed without unlink: a crash's leftover
+    assert server.socket_path.is_socket()
+
+    server.start()
+
+    assert ping(server.socket_path) < 1
+    assert "removing stale socket" in server.log_text()
+
+
+def test_a_live_services_socket_is_not_stolen(service: P11Server, service_factory: Any) -> None:
+    second = service_factory("second")
+    second.socket_path = service.socket_path
+    process = second.spawn("--socket-path", str(service.socket_path))
+    assert process.wait(30) == exit_code_for(errors.ServiceError("x"))
+    assert str(service.socket_path) in second.log_text()
+    assert "already serving" in second.log_text()
+    assert ping(service.socket_path) < 1  # the first one still serves
+
+
+def test_a_foreign_listener_on_the_path_is_not_stolen(service_factory: Any) -> None:
+    server = service_factory()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as foreign:
+        foreign.bind(str(server.socket_path))
+        foreign.listen(1)
+        process = server.spawn()
+        assert process.wait(30) == exit_code_for(errors.ServiceError("x"))
+    assert "something is already listening" in server.log_text()
+    assert str(server.socket_path) in server.log_text()
+
+
+# Sets LISTEN_FDS/LISTEN_PID as systemd does, for its own pid, then becomes
+# `agent p11-server` (exec keeps the pid).
+LAUNCHER = """
+import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_systemd_socket_activation(service_factory: Any, socket_dir: Path) -> None:
+    server = service_factory("activated", "never-bound.sock")
+    activated = socket_dir / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(activated))
+    listener.listen(16)
+    # What a .socket unit with SocketMode=0660 and SocketGroup=nogroup makes.
+    os.chown(activated, -1, NOBODY)
+    activated.chmod(0o660)
+
+    server.spawn(
+        argv=[
+            sys.executable,
+            "-c",
+            LAUNCHER,
+            str(listener.fileno()),
+            str(AGENT),
+            "-v",
+            "p11-server",
+        ],
+        pass_fds=(listener.fileno(),),
+    )
+    listener.close()  # the service holds it now
+    server.wait_ready(activated)
+
+    assert "the socket systemd passed" in server.log_text()
+    assert not server.socket_path.exists()  # it did not bind its own
+    # With no allowed_groups configured, members of the socket's group are served.
+    hello, pong = as_user(activated, 4242, NOBODY)
+    assert hello is not None and hello["ok"] is True and pong == {"ok": True}
+    # Outside the group the file mode stops the client at connect()...
+    assert "PermissionError" in run_as(activated, 4242, 4242).stderr
+    # ...and past a careless chmod, SO_PEERCRED still does.
+    activated.chmod(0o666)
+    [refusal] = as_user(activated, 4242, 4242)
+    assert refusal is not None and refusal["error"]["code"] == "not_allowed"
+    assert "refused peer uid=4242 gid=4242" in server.log_text()

@@ -1,0 +1,158 @@
+"""Property tests: the frame reader and the message decoder on arbitrary input.
+
+Whatever a peer sends, the only exceptions are the protocol's own:
+FrameError / PeerClosed from the framing, our AgentError types (BadRequest
+among them) from the messages. Anything else (KeyError, RecursionError,
+UnicodeError, struct.error, ...) would be a crash path in the server.
+
+Bounded for CI: a few hundred examples each, a few seconds in total.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgeagent import errors
+from edgeagent.p11server.peers import PeerPolicy
+from edgeagent.p11server.server import SigningServer
+from edgeagent.protocol import messages as m
+from edgeagent.protocol.frame import MAX_FRAME, FrameError, PeerClosed, read_frame
+from edgeagent.protocol.schemes import SCHEMES
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class Chunks:
+    """A socket stand-in that hands out the bytes in the chunk sizes given."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self._data = data
+        self._sizes = sizes or [1]
+        self._turn = 0
+        self._timeout: float | None = 1.0
+
+    def recv(self, n: int) -> bytes:
+        size = self._sizes[self._turn % len(self._sizes)]
+        self._turn += 1
+        chunk, self._data = self._data[: min(n, size)], self._data[min(n, size) :]
+        return chunk
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def settimeout(self, value: float | None) -> None:
+        self._timeout = value
+
+
+def _frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+field_values = json_values | st.binary(max_size=70).map(m.b64) | st.sampled_from(sorted(SCHEMES))
+requests = st.fixed_dictionaries(
+    {"op": st.sampled_from(["hello", "ping", "public_key", "sign", "x"]) | json_values},
+    optional={
+        "uri": st.none() | st.text(max_size=30) | json_values,
+        "scheme": st.sampled_from(sorted(SCHEMES)) | json_values,
+        "digest": field_values,
+        "data": field_values,
+        "versions": st.lists(st.integers(-2, 3) | json_values, max_size=3) | json_values,
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    requests.map(lambda r: json.dumps(r).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.text(max_size=50).map(str.encode),
+    # deep nesting: json.loads raises RecursionError, not ValueError
+    st.tuples(st.sampled_from([b"[", b'{"a":']), st.integers(1, 30_000)).map(lambda t: t[0] * t[1]),
+)
+streams = st.one_of(
+    st.binary(max_size=300),
+    st.lists(bodies.map(_frame), max_size=4).map(b"".join),
+    # a valid frame followed by arbitrary bytes, or a header announcing anything
+    st.tuples(bodies.map(_frame), st.binary(max_size=40)).map(b"".join),
+    st.tuples(
+        st.integers(0, 2**32 - 1).map(lambda n: struct.pack(">I", n)), st.binary(max_size=40)
+    ).map(b"".join),
+)
+
+
+@FUZZ
+@given(stream=streams, sizes=st.lists(st.integers(1, 64), max_size=5))
+def test_reading_frames_from_any_bytes_raises_only_protocol_errors(
+    stream: bytes, sizes: list[int]
+) -> None:
+    source = Chunks(stream, sizes)
+    consumed = 0
+    while True:
+        try:
+            body = read_frame(source, frame_timeout=5)  # type: ignore[arg-type]
+        except (FrameError, PeerClosed):
+            return
+        consumed += 4 + len(body)
+        assert 1 <= len(body) <= MAX_FRAME
+        assert consumed <= len(stream)
+        try:
+            message = m.decode(body)
+        except errors.AgentError:
+            continue
+        assert isinstance(message, dict)
+
+
+class FakeSigner:
+    location = "pkcs11:token=fake"
+    _public = ec.generate_private_key(ec.SECP256R1()).public_key()
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._public
+
+    def sign_digest(self, digest: bytes, hash_name: str, padding: str) -> bytes:
+        return b"sig"
+
+
+class FakeKeys:
+    def signer(self, uri: str | None) -> FakeSigner:
+        if uri is not None and not uri.startswith("pkcs11:"):
+            raise errors.InvalidKeyUri(f"not a PKCS#11 URI: {uri!r}")
+        return FakeSigner()
+
+
+SERVER = SigningServer(None, FakeKeys(), PeerPolicy(frozenset(), frozenset()))  # type: ignore[arg-type]
+
+
+@FUZZ
+@given(body=bodies)
+def test_answering_any_body_gives_a_response_or_one_of_our_errors(body: bytes) -> None:
+    try:
+        request = m.decode(body)
+        response: dict[str, Any] = SERVER._answer(request)
+    except errors.AgentError as error:
+        response = m.error_response(m.error_code_for(error), error.cause, error.fix)
+    # Whatever it is, it can be sent back: JSON, within one frame.
+    encoded = m.encode(response)
+    assert 0 < len(encoded) <= MAX_FRAME
+    assert isinstance(response["ok"], bool)
+
+
+@FUZZ
+@given(response=json_values)
+def test_the_client_turns_any_response_into_ok_or_one_of_our_errors(response: Any) -> None:
+    if not isinstance(response, dict):
+        return
+    try:
+        m.raise_for_error(response)
+    except errors.AgentError:
+        return
+    assert response.get("ok") is True
