@@ -26,9 +26,10 @@ from tlslite.handshakesettings import HandshakeSettings
 from tlslite.tlsconnection import TLSConnection
 from tlslite.x509certchain import X509CertChain
 
-from edgeagent.errors import AgentError, TlsHandshakeFailed
+from edgeagent.errors import AgentError, ServerCertificateUntrusted, TlsHandshakeFailed
 from edgeagent.signing.signer import Signer
-from edgeagent.tls.aead import CIPHER_NAMES, install_fast_aead
+from edgeagent.tls.aead import CIPHER_NAMES
+from edgeagent.tls.connection import AgentTLSConnection
 from edgeagent.tls.signer_key import SignerKey
 from edgeagent.tls.socket import TlsSocket
 from edgeagent.tls.verify import verify_server_chain
@@ -66,6 +67,9 @@ def handshake_settings() -> HandshakeSettings:
     # server never offered compression; OpenSSL then aborts with
     # unexpected_message. Never compress.
     settings.certificate_compression_send = []
+    # One X25519 share (OpenSSL's first choice): generating a second, unused
+    # share costs time; a server that wants another group asks for it (HRR).
+    settings.keyShares = ["x25519"]
     return settings
 
 
@@ -118,17 +122,23 @@ class TlsClientContext:
         # flight (~40-80 ms on Linux).
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        wrapped = TlsSocket(sock, handshake)
-        install_fast_aead(wrapped.connection._recordLayer)
+        conn = AgentTLSConnection(
+            sock, lambda chain: verify_server_chain(chain, host, self.anchors)
+        )
+        wrapped = TlsSocket(sock, conn, handshake)
         if do_handshake_on_connect:
             wrapped.do_handshake()
         return wrapped
 
     def _handshake(self, conn: TLSConnection, host: str) -> None:
-        def check_server(connection: TLSConnection) -> None:
-            presented = connection.session.serverCertChain
-            chain = [x509.load_der_x509_certificate(bytes(c.bytes)) for c in presented.x509List]
-            verify_server_chain(chain, host, self.anchors)
+        def check_server(connection: AgentTLSConnection) -> None:
+            # The chain was verified when it arrived (AgentTLSConnection); a
+            # handshake that never showed one (resumption) is not accepted.
+            if not connection.server_chain_checked:
+                raise ServerCertificateUntrusted(
+                    f"{host} completed the handshake without presenting a certificate",
+                    "the cloud must authenticate with a certificate",
+                )
 
         try:
             conn.handshakeClientCert(

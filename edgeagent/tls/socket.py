@@ -36,9 +36,9 @@ Handshake = Callable[[TLSConnection], None]
 class TlsSocket:
     """The socket paho sees: ``do_handshake``, ``recv``, ``send``, ``pending``..."""
 
-    def __init__(self, sock: socket.socket, handshake: Handshake) -> None:
+    def __init__(self, sock: socket.socket, conn: TLSConnection, handshake: Handshake) -> None:
         self._sock = sock
-        self._conn = TLSConnection(sock)
+        self._conn = conn
         self._handshake = handshake
         self._reader: Generator[Any, None, None] | None = None
         self._writer: Generator[Any, None, None] | None = None
