@@ -1,9 +1,7 @@
-"""The built-in bridge: local broker <-> cloud broker.
+"""The built-in bridge: local broker <-> cloud broker, in one thread.
 
     bridge = Bridge(local_endpoint, cloud_endpoint, rules, health_topic)
-    bridge.start()
-    ...
-    bridge.stop()
+    bridge.run(stop_event)          # until stop_event is set
 
 No message is lost at QoS 1 or 2: a message taken from one side is
 acknowledged there only once the other side has acknowledged our copy
@@ -11,77 +9,52 @@ acknowledged there only once the other side has acknowledged our copy
 with the local broker, which keeps at most its in-flight window with us and
 queues the rest for our persistent session. QoS 0 messages are forwarded
 when both sides are up, and dropped otherwise, as QoS 0 allows.
+
+One thread runs both connections with a selector: no locks, no hand-offs
+between threads, and an ack can never race the message it acknowledges.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import random
+import selectors
 import threading
 import time
-from dataclasses import dataclass
+from typing import Any
 
-import paho.mqtt.client as mqtt
-
-from edgeagent.bridge.link import Endpoint, Link
 from edgeagent.bridge.rules import TopicRules
+from edgeagent.errors import AgentError
+from edgeagent.mqtt.endpoint import Endpoint
+from edgeagent.mqtt.packets import ProtocolError, Publish
+from edgeagent.mqtt.session import MqttSession
 
 log = logging.getLogger("edgeagent.bridge")
 
-SWEEP_INTERVAL = 0.5
+MIN_BACKOFF = 1.0
+MAX_BACKOFF = 60.0
+STABLE_AFTER = 30.0  # a connection this old resets the back-off
+TICK = 1.0
+HIGH_WATER = 512 * 1024
+"""Stop reading a side while the other has this much unsent: TCP then pushes
+back to the source broker instead of the bridge hoarding messages."""
 
 
-@dataclass(frozen=True)
-class _Origin:
-    """Where a forwarded QoS>0 message came from, to ack it there later."""
+class _Side:
+    """One broker connection with its reconnect schedule."""
 
-    link: Link
-    mid: int
-    qos: int
-    info: mqtt.MQTTMessageInfo
-
-
-class _AckRouter:
-    """Maps our copy's mid on the target to the original's mid on the source.
-
-    paho may report our copy delivered (in the target's thread) before the
-    source thread has registered it; ``MQTTMessageInfo.is_published`` then
-    tells us, either at registration or at the next sweep. The lock is never
-    held across a paho call, so it cannot deadlock with paho's own locks.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[int, int], _Origin] = {}
-
-    def register(self, target: Link, origin: _Origin) -> None:
-        key = (id(target), origin.info.mid)
-        with self._lock:
-            self._pending[key] = origin
-        if origin.info.is_published():
-            self.delivered(target, origin.info.mid)
-
-    def delivered(self, target: Link, mid: int) -> None:
-        with self._lock:
-            origin = self._pending.pop((id(target), mid), None)
-        if origin is not None:
-            origin.link.ack(origin.mid, origin.qos)
-
-    def sweep(self) -> None:
-        with self._lock:
-            done = [key for key, o in self._pending.items() if o.info.is_published()]
-            origins = [self._pending.pop(key) for key in done]
-        for origin in origins:
-            origin.link.ack(origin.mid, origin.qos)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._pending)
+    def __init__(self, session: MqttSession) -> None:
+        self.session = session
+        self.retry_at = 0.0
+        self.backoff = MIN_BACKOFF
+        self.connected_at = 0.0
+        self.reason = "not connected yet"
+        self.events = 0  # what the selector watches for now
 
 
 class Bridge:
-    """Forwards messages between a local and a cloud broker by the topic rules."""
-
     def __init__(
         self,
         local: Endpoint,
@@ -97,111 +70,197 @@ class Bridge:
         self._cloud_max_qos = cloud_max_qos
         self._cloud_retain = cloud_retain
         self._cloud_max_payload = cloud_max_payload
-        self._acks = _AckRouter()
-        self._stop = threading.Event()
-        self._sweeper: threading.Thread | None = None
         local.subscriptions = rules.local_filters()
         cloud.subscriptions = rules.remote_filters()
         cloud.subscribe_qos = min(cloud.subscribe_qos, cloud_max_qos)
-        self.local = Link(local, self, will=(health_topic, _health("down", "bridge stopped")))
-        self.cloud = Link(cloud, self)
+        self.local = MqttSession(local, self, will=(health_topic, _health("down", "bridge lost")))
+        self.cloud = MqttSession(cloud, self)
+        self._sides = {id(self.local): _Side(self.local), id(self.cloud): _Side(self.cloud)}
+        self._to_remote: dict[str, str | None] = {}
+        self._to_local: dict[str, str | None] = {}
         self.forwarded = {"outbound": 0, "inbound": 0}
         self.dropped_oversize = 0
+        self.up = threading.Event()
+        self._selector: selectors.BaseSelector | None = None
 
-    # -- lifecycle ---------------------------------------------------------------
+    # -- the loop ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.local.start()
-        self.cloud.start()
-        self._sweeper = threading.Thread(target=self._sweep, name="bridge-acks", daemon=True)
-        self._sweeper.start()
+    def run(self, stop: threading.Event) -> None:
+        self._selector = selector = selectors.DefaultSelector()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                for side in self._sides.values():
+                    if side.session.up:
+                        self._guard(side, side.session.tick, now)
+                    elif now >= side.retry_at:
+                        self._connect(side, selector)
+                busy = False
+                for side in self._sides.values():
+                    session = side.session
+                    if session.up:
+                        self._guard(side, session.flush)
+                        if session.up:
+                            other = self.cloud if session is self.local else self.local
+                            events = 0 if other.write_backlog > HIGH_WATER else selectors.EVENT_READ
+                            if session.wants_write:
+                                events |= selectors.EVENT_WRITE
+                            self._watch(selector, side, events)
+                            busy = busy or bool(events and session.has_buffered_input)
+                timeout = 0.0 if busy else self._timeout(now)
+                for key, mask in selector.select(timeout):
+                    side = key.data
+                    if mask & selectors.EVENT_READ and side.session.up:
+                        self._guard(side, side.session.on_readable)
+                    if mask & selectors.EVENT_WRITE and side.session.up:
+                        self._guard(side, side.session.flush)
+                for side in self._sides.values():
+                    session = side.session
+                    watching = side.events & selectors.EVENT_READ
+                    if session.up and watching and session.has_buffered_input:
+                        self._guard(side, session.on_readable)
+                if self.local.up and self.cloud.up:
+                    self.up.set()
+                else:
+                    self.up.clear()
+        finally:
+            self._shutdown(selector)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self.local.is_up:
-            self.local.publish(self.health_topic, _health("down", "bridge stopped"), 1, True)
-        self.cloud.stop()
-        self.local.stop()
+    @staticmethod
+    def _watch(selector: selectors.BaseSelector, side: _Side, events: int) -> None:
+        """Make the selector watch ``events`` on the side's socket (0: nothing)."""
+        if events == side.events:
+            return
+        sock = side.session.sock
+        if side.events == 0:
+            selector.register(sock, events, side)
+        elif events == 0:
+            selector.unregister(sock)
+        else:
+            selector.modify(sock, events, side)
+        side.events = events
 
-    def wait_up(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        return self.local.wait_up(timeout) and self.cloud.wait_up(
-            max(0.0, deadline - time.monotonic())
+    def _timeout(self, now: float) -> float:
+        waits = [TICK]
+        waits += [s.retry_at - now for s in self._sides.values() if not s.session.up]
+        return max(0.0, min(waits))
+
+    def _connect(self, side: _Side, selector: selectors.BaseSelector) -> None:
+        session = side.session
+        try:
+            session.connect()
+        except (AgentError, OSError, ProtocolError) as error:
+            self._schedule_retry(side, str(error))
+            return
+        side.events = 0
+        self._watch(selector, side, selectors.EVENT_READ)
+        side.connected_at = time.monotonic()
+        ep = session.endpoint
+        log.info("%s broker connected (%s:%d)", ep.name, ep.host, ep.port)
+        self._publish_health()
+
+    def _guard(self, side: _Side, action: Any, *args: Any) -> None:
+        """Run one session step; a failure drops that connection, never the bridge."""
+        try:
+            action(*args)
+        except (AgentError, OSError, ProtocolError, ValueError) as error:
+            self._drop(side, f"{type(error).__name__}: {error}")
+
+    def _drop(self, side: _Side, reason: str) -> None:
+        session = side.session
+        if session.sock is not None and self._selector is not None and side.events:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(session.sock)
+        side.events = 0
+        session.close(graceful=False)
+        if time.monotonic() - side.connected_at > STABLE_AFTER:
+            side.backoff = MIN_BACKOFF
+        self._schedule_retry(side, f"connection lost: {reason}")
+        self._publish_health()
+
+    def _schedule_retry(self, side: _Side, reason: str) -> None:
+        side.reason = reason
+        # Jitter keeps a fleet of gateways from reconnecting in lockstep.
+        side.retry_at = time.monotonic() + side.backoff * random.uniform(0.8, 1.2)  # noqa: S311
+        log.warning(
+            "%s broker down: %s (retry in %.0f s)",
+            side.session.endpoint.name,
+            reason,
+            side.backoff,
         )
+        side.backoff = min(side.backoff * 2, MAX_BACKOFF)
 
-    def _sweep(self) -> None:
-        while not self._stop.wait(SWEEP_INTERVAL):
-            self._acks.sweep()
+    def _shutdown(self, selector: selectors.BaseSelector) -> None:
+        if self.local.up:
+            self.local.publish(self.health_topic, _health("down", "bridge stopped"), 1, True, None)
+        self.cloud.close()
+        self.local.close()
+        selector.close()
 
-    # -- LinkEvents ----------------------------------------------------------------
+    # -- forwarding (SessionEvents) ---------------------------------------------------------
 
-    def on_message(self, link: Link, message: mqtt.MQTTMessage) -> None:
-        if link is self.local:
-            topic = self.rules.to_remote(message.topic)
+    def on_message(self, session: MqttSession, message: Publish) -> None:
+        if session is self.local:
+            topic = self._map(self._to_remote, self.rules.to_remote, message.topic)
             target, direction = self.cloud, "outbound"
             qos = min(message.qos, self._cloud_max_qos)
             retain = message.retain and self._cloud_retain
+            if (
+                self._cloud_max_payload is not None
+                and len(message.payload) > self._cloud_max_payload
+            ):
+                # The cloud would refuse it, and redelivery would repeat that
+                # forever and stall every message queued behind it.
+                self.dropped_oversize += 1
+                log.warning(
+                    "dropped a %d-byte message on %r: the cloud accepts at most %d bytes",
+                    len(message.payload),
+                    message.topic,
+                    self._cloud_max_payload,
+                )
+                session.ack(message.packet_id, message.qos)
+                return
         else:
-            topic = self.rules.to_local(message.topic)
+            topic = self._map(self._to_local, self.rules.to_local, message.topic)
             target, direction = self.local, "inbound"
             qos, retain = message.qos, message.retain
         if topic is None:
-            # Subscribed filters and rules come from the same file, so this is
-            # a broker delivering more than we asked for: ack and drop it.
+            # Subscriptions and rules come from the same file: a broker that
+            # delivers more than we asked for gets it acked and dropped.
             log.warning("no %s rule for topic %r; dropped", direction, message.topic)
-            link.ack(message.mid, message.qos)
+            session.ack(message.packet_id, message.qos)
             return
-        if (
-            target is self.cloud
-            and self._cloud_max_payload is not None
-            and len(message.payload) > self._cloud_max_payload
-        ):
-            # The cloud would refuse it, and redelivery would repeat that
-            # forever and stall every message queued behind it.
-            self.dropped_oversize += 1
-            log.warning(
-                "dropped a %d-byte message on %r: the cloud accepts at most %d bytes",
-                len(message.payload),
-                message.topic,
-                self._cloud_max_payload,
-            )
-            link.ack(message.mid, message.qos)
-            return
-        if message.qos == 0 and not target.is_up:
-            return  # QoS 0 may be dropped; nothing to ack
-        info = target.publish(topic, message.payload, qos, retain)
+        token = (session, message.packet_id, message.qos) if message.qos else None
+        if not target.publish(topic, message.payload, qos, retain, token):
+            return  # QoS 0 with the other side down
         self.forwarded[direction] += 1
-        if message.qos == 0:
+        if message.qos and not qos:
+            session.ack(message.packet_id, message.qos)  # downgraded: sent is all we get
+
+    def on_delivered(self, session: MqttSession, token: Any) -> None:
+        if token is not None:
+            source, packet_id, qos = token
+            source.ack(packet_id, qos)
+
+    @staticmethod
+    def _map(cache: dict[str, str | None], rule: Any, topic: str) -> str | None:
+        try:
+            return cache[topic]
+        except KeyError:
+            if len(cache) > 10_000:
+                cache.clear()  # bounded: topics with ids in them are unbounded
+            mapped: str | None = rule(topic)
+            cache[topic] = mapped
+            return mapped
+
+    def _publish_health(self) -> None:
+        if not self.local.up:
             return
-        if qos == 0:
-            link.ack(message.mid, message.qos)
-            return
-        self._acks.register(target, _Origin(link, message.mid, message.qos, info))
-
-    def on_delivered(self, link: Link, mid: int) -> None:
-        self._acks.delivered(link, mid)
-
-    def on_up(self, link: Link) -> None:
-        log.info(
-            "%s broker connected (%s:%d)",
-            link.endpoint.name,
-            link.endpoint.host,
-            link.endpoint.port,
-        )
-        self._publish_health()
-
-    def on_down(self, link: Link, reason: str) -> None:
-        log.warning("%s broker down: %s", link.endpoint.name, reason)
-        self._publish_health(reason)
-
-    def _publish_health(self, reason: str = "") -> None:
-        if not self.local.is_up:
-            return
-        if self.cloud.is_up:
+        if self.cloud.up:
             payload = _health("up", "")
         else:
-            payload = _health("down", reason or "connecting to the cloud")
-        self.local.publish(self.health_topic, payload, 1, True)
+            payload = _health("down", self._sides[id(self.cloud)].reason)
+        self.local.publish(self.health_topic, payload, 1, True, None)
 
 
 def _health(status: str, reason: str) -> bytes:

@@ -11,8 +11,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeagent.bridge.link import Endpoint
 from edgeagent.errors import BrokerRefused, BrokerUnreachable
+from edgeagent.mqtt.endpoint import Endpoint
 
 
 @dataclass(frozen=True)

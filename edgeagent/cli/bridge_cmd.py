@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 
 from edgeagent.cli.main import config_dir_from
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edgeagent.clouds.connect import run_bridge
+    from edgeagent.bridge.runtime import exec_runtime
+    from edgeagent.clouds.connect import bridge_plan
 
-    logging.getLogger("edgeagent").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    run_bridge(config_dir_from(args), args.cloud, stop, args.pid_file)
-    return 0
+    # Validate with the full schema here, then become the lean runtime
+    # (same pid) that runs all day without the configuration layer loaded.
+    exec_runtime(bridge_plan(config_dir_from(args), args.cloud), args.pid_file)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

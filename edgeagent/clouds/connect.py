@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,16 +19,17 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeagent.bridge.bridge import Bridge
-from edgeagent.bridge.link import Endpoint
+from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.probe import probe
-from edgeagent.bridge.rules import TopicRules
-from edgeagent.bridge.service import BridgeService, hold_pid_file
+from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.device import open_device
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.config import AgentConfig, config_file, load_config
 from edgeagent.errors import ConfigError, ServiceError
+from edgeagent.mqtt.endpoint import Endpoint
+from edgeagent.signing.certificate import read_device_certificate
+from edgeagent.signing.open import signer_spec
 
 log = logging.getLogger("edgeagent.clouds")
 
@@ -180,38 +181,35 @@ def wait_until_healthy(config: AgentConfig, profile: CloudProfile, service: Brid
         watcher.disconnect()
 
 
-def run_bridge(
-    config_dir: Path, cloud: str, stop: threading.Event, pid_file: Path | None = None
-) -> None:
-    """Run the bridge in the foreground until ``stop`` is set (systemd, containers)."""
+def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
+    """Validate the configuration for ``cloud`` and resolve what the bridge runs with."""
     config, profile = _load(config_dir, cloud)
-    with _maybe_pid_file(pid_file):
-        device = open_device(config, profile)
-        try:
-            rules = TopicRules.load(profile.rules_path)
-            bridge = Bridge(
-                _local_endpoint(config, profile),
-                device.cloud_endpoint(profile),
-                rules,
-                profile.health_topic,
-                cloud_max_qos=profile.max_qos,
-                cloud_retain=profile.forwards_retain,
-                cloud_max_payload=profile.max_payload,
-            )
-            log.warning(
-                "bridge for %s starting: device %s, key %s, cloud %s:%d",
-                profile.title,
-                device.device_id,
-                device.signer.location,
-                profile.host,
-                profile.port,
-            )
-            bridge.start()
-            stop.wait()
-            bridge.stop()
-        finally:
-            device.close()
+    local = _local_endpoint(config, profile)
+    identity = profile.identity
+    certificate = read_device_certificate(identity.cert_path, _cert_key(config, cloud))
+    return BridgePlan(
+        cloud=profile.name,
+        title=profile.title,
+        local_host=local.host,
+        local_port=local.port,
+        local_client_id=local.client_id,
+        cloud_host=profile.host,
+        cloud_port=profile.port,
+        cloud_client_id=certificate.device_id,
+        cloud_username=profile.username(certificate.device_id),
+        alpn=[a.decode() for a in profile.alpn],
+        cert_path=str(certificate.path),
+        root_cert_path=str(profile.root_cert_path),
+        rules_path=str(profile.rules_path),
+        health_topic=profile.health_topic,
+        max_qos=profile.max_qos,
+        forwards_retain=profile.forwards_retain,
+        max_payload=profile.max_payload,
+        signer=signer_spec(config, identity, cloud),
+    )
 
 
-def _maybe_pid_file(pid_file: Path | None) -> AbstractContextManager[None]:
-    return nullcontext() if pid_file is None else hold_pid_file(pid_file)
+def _cert_key(config: AgentConfig, cloud: str) -> str:
+    if config.cloud(cloud).device.cert_path is not None:
+        return f"{cloud}.device.cert_path"
+    return "device.cert_path"

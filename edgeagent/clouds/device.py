@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeagent.bridge.link import Endpoint
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.config import AgentConfig
+from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer

@@ -27,6 +27,7 @@ _WANT_READ, _WANT_WRITE = 0, 1
 
 MAX_RECORD = 16384  # TLS's largest record: send once this much has gathered
 FLUSH_TIMEOUT = 30.0
+FLUSH_CHUNK = 4 * MAX_RECORD
 
 log = logging.getLogger("edgeagent.tls")
 
@@ -141,6 +142,22 @@ class TlsSocket:
                 self._writer = None
         return len(self._buffer) + len(self._conn._readBuffer)
 
+    def flush(self) -> bool:
+        """Send what is gathered without blocking; True when nothing is left."""
+        try:
+            self._flush(block=False)
+        except ssl.SSLWantWriteError:
+            return False
+        return True
+
+    @property
+    def unsent(self) -> int:
+        return len(self._out)
+
+    @property
+    def wants_write(self) -> bool:
+        return bool(self._out) or self._writer is not None
+
     def _flush(self, *, block: bool) -> None:
         """Encrypt and send the gathered plaintext.
 
@@ -151,7 +168,10 @@ class TlsSocket:
             if self._writer is None:
                 if not self._out:
                     return
-                data, self._out = bytes(self._out), bytearray()
+                # At most a few records at a time: tlslite copies what it is
+                # given several times over, and big copies stay as RSS.
+                data = bytes(self._out[:FLUSH_CHUNK])
+                del self._out[:FLUSH_CHUNK]
                 self._writer = self._conn.writeAsync(data)
             try:
                 for result in self._writer:

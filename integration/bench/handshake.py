@@ -28,8 +28,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeagent.bridge.link import Endpoint
 from edgeagent.bridge.probe import probe
+from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.file_signer import FileSigner
 from edgeagent.signing.module_signer import open_module_signer
 from edgeagent.signing.signer import Signer

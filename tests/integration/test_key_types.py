@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeagent.bridge.link import Endpoint
 from edgeagent.bridge.probe import probe
+from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.module_signer import open_module_signer
 from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors

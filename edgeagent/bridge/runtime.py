@@ -1,0 +1,94 @@
+"""The bridge's long-running process: open the key, build TLS, run the bridge.
+
+exec_runtime(plan, pid_file)   # replaces this process (same pid)
+run_plan(plan, stop)           # what the new process runs
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import NoReturn
+
+from edgeagent.bridge.bridge import Bridge
+from edgeagent.bridge.plan import BridgePlan
+from edgeagent.bridge.rules import TopicRules
+from edgeagent.mqtt.endpoint import Endpoint
+from edgeagent.signing.certificate import read_device_certificate
+from edgeagent.signing.match import check_matches_certificate
+from edgeagent.signing.open import open_signer_from
+from edgeagent.tls.client import TlsClientContext
+from edgeagent.tls.verify import load_trust_anchors
+
+log = logging.getLogger("edgeagent.bridge")
+
+RUNTIME_MODULE = "edgeagent.cli.bridge_runtime"
+
+
+def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
+    """Replace this process by the lean bridge runtime, handing it ``plan``.
+
+    The plan goes through a pipe whose read end the new program inherits
+    (it fits the pipe's buffer, so writing before exec cannot block).
+    """
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as pipe:
+        pipe.write(plan.to_json())
+    os.set_inheritable(read_end, True)
+    argv = [sys.executable, "-m", RUNTIME_MODULE, "--plan-fd", str(read_end)]
+    if pid_file is not None:
+        argv += ["--pid-file", str(pid_file)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed argv
+
+
+def read_plan(fd: int) -> BridgePlan:
+    with os.fdopen(fd, "rb") as pipe:
+        return BridgePlan.from_json(pipe.read())
+
+
+def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
+    certificate = read_device_certificate(Path(plan.cert_path))
+    anchors = load_trust_anchors(Path(plan.root_cert_path))
+    rules = TopicRules.load(Path(plan.rules_path))
+    signer = open_signer_from(plan.signer)
+    try:
+        check_matches_certificate(signer, certificate.leaf)
+        tls = TlsClientContext(
+            signer, certificate.pem, anchors, [a.encode() for a in plan.alpn] or None
+        )
+        local = Endpoint(
+            "local", plan.local_host, plan.local_port, plan.local_client_id, connect_timeout=10.0
+        )
+        cloud = Endpoint(
+            plan.cloud,
+            plan.cloud_host,
+            plan.cloud_port,
+            plan.cloud_client_id,
+            tls=tls,
+            username=plan.cloud_username,
+        )
+        bridge = Bridge(
+            local,
+            cloud,
+            rules,
+            plan.health_topic,
+            cloud_max_qos=plan.max_qos,
+            cloud_retain=plan.forwards_retain,
+            cloud_max_payload=plan.max_payload,
+        )
+        log.warning(
+            "bridge for %s starting: device %s, key %s, cloud %s:%d",
+            plan.title,
+            certificate.device_id,
+            signer.location,
+            plan.cloud_host,
+            plan.cloud_port,
+        )
+        bridge.run(stop)
+    finally:
+        signer.close()

@@ -1,0 +1,30 @@
+"""Where one MQTT connection goes, and as whom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class WrapsSockets(Protocol):
+    """A TLS context paho and our sessions accept (``edgeagent.tls.client.TlsClientContext``)."""
+
+    check_hostname: bool
+
+    def wrap_socket(self, sock: Any, server_hostname: str | None = ...) -> Any: ...
+
+
+@dataclass
+class Endpoint:
+    name: str  # "local" or the cloud's name, for logs and health
+    host: str
+    port: int
+    client_id: str
+    tls: WrapsSockets | None = None
+    username: str | None = None
+    keepalive: int = 60
+    # Slow tokens (a TPM) sign in seconds; thin-edge raised 5 s to 60 s.
+    connect_timeout: float = 60.0
+    subscriptions: list[str] = field(default_factory=list)
+    subscribe_qos: int = 2
+    max_inflight: int = 100

@@ -1,0 +1,314 @@
+"""One MQTT 3.1.1 connection for the bridge, driven by the bridge's event loop.
+
+    session = MqttSession(endpoint, events)
+    session.connect()                       # blocking: TCP, TLS, CONNECT/CONNACK
+    ...selector says readable...  session.on_readable()
+    session.publish("s/us", b"...", qos=1, retain=False, token=origin)
+    ...events.on_delivered(session, origin) when the broker has it...
+
+The session (clean_session=False) outlives the socket: QoS 1/2 messages not
+yet acknowledged by the broker are sent again, marked DUP, after a
+reconnect; inbound QoS 2 ids are remembered until PUBREL. Messages beyond
+the in-flight window wait in a queue; since the bridge acknowledges a
+message to its source only once the other side has it, that queue is
+bounded by the source broker's own in-flight window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edgeagent.errors import BrokerRefused, BrokerUnreachable
+from edgeagent.mqtt import packets as p
+from edgeagent.mqtt.endpoint import Endpoint
+
+log = logging.getLogger("edgeagent.bridge")
+
+READ_SIZE = 65536
+READS_PER_WAKEUP = 4
+WRITE_CHUNK = 64 * 1024
+MAX_WRITE_BUFFER = 4 << 20  # QoS 0 beyond this is dropped rather than hoarded
+
+
+class SessionEvents(Protocol):
+    def on_message(self, session: MqttSession, message: p.Publish) -> None: ...
+
+    def on_delivered(self, session: MqttSession, token: Any) -> None: ...
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    token: Any
+    packet_id: int = 0
+    released: bool = False  # QoS 2: PUBREC came, PUBREL sent
+
+
+class MqttSession:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        events: SessionEvents,
+        will: tuple[str, bytes] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._events = events
+        self._will = will
+        self.sock: Any = None
+        self.up = False
+        self._reader = p.PacketReader()
+        self._wbuf = bytearray()
+        self._inflight: dict[int, _Outgoing] = {}
+        self._queue: deque[_Outgoing] = deque()
+        self._incoming_qos2: dict[int, bool] = {}  # packet id -> PUBREC sent
+        self._next_id = 0
+        self._last_sent = 0.0
+        self._ping_sent: float | None = None
+        self.dropped_qos0 = 0
+
+    # -- connecting --------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect, authenticate and resume the session; blocking, bounded by connect_timeout."""
+        ep = self.endpoint
+        where = f"{ep.name} broker {ep.host}:{ep.port}"
+        try:
+            raw = socket.create_connection((ep.host, ep.port), timeout=ep.connect_timeout)
+        except OSError as error:
+            raise BrokerUnreachable(
+                f"{where} is unreachable: {error.strerror or error}",
+                "check that the broker runs and the host and port are right",
+            ) from error
+        sock: Any = raw
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if ep.tls is not None:
+                sock = ep.tls.wrap_socket(raw, server_hostname=ep.host)
+                sock.settimeout(ep.connect_timeout)
+                sock.do_handshake()
+            will = (self._will[0], self._will[1], 1, True) if self._will else None
+            self.sock = sock
+            self._reader = p.PacketReader()
+            self._wbuf.clear()
+            self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, will))
+            self._flush_blocking()
+            present, code = self._await_connack()
+        except BaseException:
+            self.sock = None
+            sock.close()
+            raise
+        if code != 0:
+            sock.close()
+            self.sock = None
+            raise BrokerRefused(
+                f"{where} refused the connection: {p.CONNACK_REASONS.get(code, code)}",
+                "check that the device certificate (or its CA) is registered with the cloud",
+            )
+        sock.setblocking(False)
+        self.up = True
+        self._ping_sent = None
+        if ep.subscriptions:
+            self._send(
+                p.subscribe(self._new_id(), [(f, ep.subscribe_qos) for f in ep.subscriptions])
+            )
+        # Resume: whatever the broker has not acknowledged goes again, in order.
+        for out in sorted(self._inflight.values(), key=lambda o: o.packet_id):
+            if out.released:
+                self._send(p.ack(p.PUBREL, out.packet_id))
+            else:
+                self._send(
+                    p.publish(out.topic, out.payload, out.qos, out.retain, out.packet_id, dup=True)
+                )
+        self._fill_window()
+        log.debug("%s connected (session present: %s)", where, present)
+
+    def _await_connack(self) -> tuple[bool, int]:
+        while True:
+            data = self.sock.recv(READ_SIZE)
+            if not data:
+                raise BrokerUnreachable(
+                    f"{self.endpoint.name} broker closed the connection before CONNACK",
+                    "see the broker's log for why it refused the device",
+                )
+            for kind, _, body in self._reader.feed(data):
+                if kind != p.CONNACK:
+                    raise p.ProtocolError(f"expected CONNACK, got packet type {kind}")
+                return p.parse_connack(body)
+
+    def close(self, graceful: bool = True) -> None:
+        if self.sock is None:
+            return
+        if graceful and self.up:
+            with contextlib.suppress(OSError):
+                self._send(p.DISCONNECT_PACKET)
+                self._flush_blocking(timeout=2.0)
+        self.up = False
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.sock = None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, token: Any) -> bool:
+        """Queue a message. QoS 0 is sent only when up; False if it was dropped."""
+        if qos == 0:
+            if not self.up or len(self._wbuf) > MAX_WRITE_BUFFER:
+                self.dropped_qos0 += 1
+                return False
+            self._send(p.publish(topic, payload, 0, retain, 0))
+            return True
+        self._queue.append(_Outgoing(topic, payload, qos, retain, token))
+        if self.up:
+            self._fill_window()
+        return True
+
+    def ack(self, packet_id: int, qos: int) -> None:
+        """Acknowledge an inbound message (the bridge calls this once the other side has it)."""
+        if not self.up:
+            return  # the broker redelivers it after the reconnect
+        if qos == 1:
+            self._send(p.ack(p.PUBACK, packet_id))
+        elif qos == 2:
+            self._incoming_qos2[packet_id] = True
+            self._send(p.ack(p.PUBREC, packet_id))
+
+    @property
+    def backlog(self) -> int:
+        return len(self._inflight) + len(self._queue)
+
+    def _fill_window(self) -> None:
+        while self._queue and len(self._inflight) < self.endpoint.max_inflight:
+            out = self._queue.popleft()
+            out.packet_id = self._new_id()
+            self._inflight[out.packet_id] = out
+            self._send(p.publish(out.topic, out.payload, out.qos, out.retain, out.packet_id))
+
+    def _new_id(self) -> int:
+        for _ in range(65535):
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self._inflight:
+                return self._next_id
+        raise p.ProtocolError("all 65535 packet ids are in flight")
+
+    def _send(self, packet: bytes) -> None:
+        self._wbuf += packet
+        self._last_sent = time.monotonic()
+
+    @property
+    def write_backlog(self) -> int:
+        """Bytes accepted for sending that the network has not taken yet."""
+        tls_pending = getattr(self.sock, "unsent", 0)
+        return len(self._wbuf) + (tls_pending if isinstance(tls_pending, int) else 0)
+
+    @property
+    def wants_write(self) -> bool:
+        return bool(self._wbuf) or bool(getattr(self.sock, "wants_write", False))
+
+    def flush(self) -> None:
+        """Write what the socket takes now, without blocking."""
+        if self.sock is None:
+            return
+        if self._wbuf:
+            try:
+                sent = self.sock.send(memoryview(self._wbuf)[:WRITE_CHUNK])
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            del self._wbuf[:sent]
+        if self.endpoint.tls is not None:
+            self.sock.flush()
+
+    def _flush_blocking(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.endpoint.connect_timeout)
+        while self.wants_write:
+            self.flush()
+            if not self.wants_write:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.endpoint.name} broker is not reading")
+            time.sleep(0.005)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def on_readable(self) -> bool:
+        """Read and handle what arrived; True if more may be waiting already."""
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = self.sock.recv(READ_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return False
+            if not data:
+                raise ConnectionError(f"{self.endpoint.name} broker closed the connection")
+            for kind, flags, body in self._reader.feed(data):
+                self._handle(kind, flags, body)
+        return True
+
+    @property
+    def has_buffered_input(self) -> bool:
+        """Decrypted bytes waiting inside the TLS layer (select would not see them)."""
+        pending = getattr(self.sock, "pending", None)
+        return bool(pending and pending())
+
+    def _handle(self, kind: int, flags: int, body: bytes) -> None:
+        if kind == p.PUBLISH:
+            message = p.parse_publish(flags, body)
+            if message.qos == 2:
+                acked = self._incoming_qos2.get(message.packet_id)
+                if acked is not None:  # a redelivery: handled once already
+                    if acked:
+                        self._send(p.ack(p.PUBREC, message.packet_id))
+                    return
+                self._incoming_qos2[message.packet_id] = False
+            self._events.on_message(self, message)
+        elif kind == p.PUBACK:
+            out = self._inflight.pop(p.parse_packet_id(body), None)
+            if out is not None:
+                self._events.on_delivered(self, out.token)
+                self._fill_window()
+        elif kind == p.PUBREC:
+            packet_id = p.parse_packet_id(body)
+            out = self._inflight.get(packet_id)
+            self._send(p.ack(p.PUBREL, packet_id))
+            if out is not None and not out.released:
+                out.released = True
+                self._events.on_delivered(self, out.token)  # the broker owns it now
+        elif kind == p.PUBCOMP:
+            if self._inflight.pop(p.parse_packet_id(body), None) is not None:
+                self._fill_window()
+        elif kind == p.PUBREL:
+            packet_id = p.parse_packet_id(body)
+            self._incoming_qos2.pop(packet_id, None)
+            self._send(p.ack(p.PUBCOMP, packet_id))
+        elif kind == p.SUBACK:
+            if b"\x80" in body[2:]:
+                log.warning(
+                    "%s broker refused a subscription (SUBACK %s)",
+                    self.endpoint.name,
+                    body[2:].hex(),
+                )
+        elif kind == p.PINGRESP:
+            self._ping_sent = None
+        else:
+            raise p.ProtocolError(f"unexpected packet type {kind} from the broker")
+
+    # -- keepalive -----------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Send PINGREQ when idle; raise when the broker stopped answering."""
+        if not self.up:
+            return
+        keepalive = self.endpoint.keepalive
+        if self._ping_sent is not None and now - self._ping_sent > keepalive:
+            raise ConnectionError(f"{self.endpoint.name} broker stopped answering PINGREQ")
+        if self._ping_sent is None and now - self._last_sent >= keepalive * 0.75:
+            self._send(p.PINGREQ_PACKET)
+            self._ping_sent = now
