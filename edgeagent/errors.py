@@ -24,11 +24,16 @@ single table (``edgeagent.cli.exit_codes``).
     │   ├── KeyNotFound              no private key matches the URI
     │   ├── UnsupportedKeyType       a key we cannot sign TLS 1.3 with
     │   ├── InvalidKeyUri            the URI is not RFC 7512
+    │   ├── TokenAmbiguous           several tokens could be meant and none was named
+    │   ├── TokenInUse               refused: re-initialising a token that holds keys
+    │   ├── KeyInUse                 refused: deleting a key a *.key_uri names
     │   └── TokenOperationFailed     any other CKR_* (named)
     ├── SignerUnreachable            the signing service's socket does not answer
     ├── SignerProtocolError          the signing service answered nonsense
+    ├── AdminNotAllowed              the signing service refuses token administration to us
     ├── CertificateError
     │   ├── CertificateUnreadable    missing / unreadable / not PEM
+    │   ├── CertificateExists        refused: would overwrite a certificate file
     │   ├── CertificateKeyMismatch   the device certificate is not the key's
     │   └── CertificateNotValidNow   the device certificate is expired or not yet valid
     ├── TlsError
@@ -138,6 +143,18 @@ class InvalidKeyUri(TokenError):
     """The key URI is not a valid RFC 7512 PKCS#11 URI."""
 
 
+class TokenAmbiguous(TokenError):
+    """Several tokens could be meant and none was named."""
+
+
+class TokenInUse(TokenError):
+    """Refused: the token (or key id) is in use; nothing was changed."""
+
+
+class KeyInUse(TokenError):
+    """Refused: a configured key URI names the key; nothing was deleted."""
+
+
 class TokenOperationFailed(TokenError):
     """Any other PKCS#11 failure, named by its CKR_* code."""
 
@@ -153,6 +170,10 @@ class SignerProtocolError(AgentError):
     """The signing service sent something that is not our protocol."""
 
 
+class AdminNotAllowed(AgentError):
+    """The signing service administers the token only for its own user or root."""
+
+
 # -- certificates ----------------------------------------------------------------
 
 
@@ -162,6 +183,10 @@ class CertificateError(AgentError):
 
 class CertificateUnreadable(CertificateError):
     """The certificate file is missing, unreadable or not PEM."""
+
+
+class CertificateExists(CertificateError):
+    """Refused: the certificate file exists and would be overwritten."""
 
 
 class CertificateKeyMismatch(CertificateError):

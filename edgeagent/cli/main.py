@@ -30,7 +30,15 @@ def config_dir_from(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgeagent.cli import bridge_cmd, config_cmd, connect_cmd, doctor_cmd, p11_server_cmd
+    from edgeagent.cli import (
+        bridge_cmd,
+        cert_cmd,
+        config_cmd,
+        connect_cmd,
+        doctor_cmd,
+        hsm_cmd,
+        p11_server_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="agent",
@@ -48,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     bridge_cmd.register(sub)
     p11_server_cmd.register(sub)
     doctor_cmd.register(sub)
+    hsm_cmd.register(sub)
+    cert_cmd.register(sub)
     return parser
 
 

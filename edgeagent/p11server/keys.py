@@ -9,6 +9,8 @@ count against the token's lockout (a TPM's dictionary-attack protection).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgeagent.errors import PinIncorrect, PinLocked
@@ -41,6 +43,34 @@ class TokenKeys:
                     raise
                 self._signers[wanted] = signer
             return signer
+
+    @property
+    def module_path(self) -> Path:
+        return self._module_path
+
+    @property
+    def default_uri(self) -> str | None:
+        return self._default_uri
+
+    def admin_pin(self) -> str | None:
+        """The PIN for token administration; a PIN refused before is not tried again."""
+        with self._lock:
+            if self._pin_failure is not None:
+                raise self._pin_failure
+            return self._pin
+
+    @contextmanager
+    def remember_pin_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except (PinIncorrect, PinLocked) as failure:
+            with self._lock:
+                self._pin_failure = self._pin_failure or failure
+            raise
+
+    def forget_signers(self) -> None:
+        """Drop every kept key handle (a key was deleted); they reopen on demand."""
+        self.close()
 
     def close(self) -> None:
         with self._lock:

@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives import serialization
 
 from edgeagent import __version__
 from edgeagent.errors import AgentError
+from edgeagent.p11server.admin import answer_admin
 from edgeagent.p11server.keys import TokenKeys
-from edgeagent.p11server.peers import PeerPolicy, peer_of
+from edgeagent.p11server.peers import Peer, PeerPolicy, peer_of
 from edgeagent.protocol import messages as m
+from edgeagent.protocol.admin import ADMIN_OPS
 from edgeagent.protocol.frame import FrameError, PeerClosed, read_frame, write_frame
 
 log = logging.getLogger("edgeagent.p11server")
@@ -83,14 +85,14 @@ class SigningServer:
                 _linger(conn)
                 return
             log.debug("client connected: %s", peer)
-            self._conversation(conn)
+            self._conversation(conn, peer)
         except (OSError, FrameError) as error:
             log.debug("client connection error: %s", error)
         finally:
             conn.close()
             self._slots.release()
 
-    def _conversation(self, conn: socket.socket) -> None:
+    def _conversation(self, conn: socket.socket, peer: Peer) -> None:
         greeted = False
         while not self._stop.is_set():
             conn.settimeout(IDLE_TIMEOUT)
@@ -111,7 +113,7 @@ class SigningServer:
                 request = m.decode(body)
                 if not greeted and request.get("op") != "hello":
                     raise m.BadRequest("the first request on a connection must be 'hello'")
-                response = self._answer(request)
+                response = self._answer(request, peer)
                 greeted = greeted or response.get("ok") is True
             except AgentError as error:
                 response = m.error_response(m.error_code_for(error), error.cause, error.fix)
@@ -120,7 +122,7 @@ class SigningServer:
                 response = m.error_response("internal", f"internal error: {type(error).__name__}")
             write_frame(conn, m.encode(response))
 
-    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], peer: Peer) -> dict[str, Any]:
         op = request.get("op")
         if op == "hello":
             versions = request.get("versions")
@@ -153,7 +155,10 @@ class SigningServer:
                 digest = hashlib.new(sign.hash_name, sign.data).digest()
             signature = signer.sign_digest(digest, sign.hash_name, sign.padding)
             return {"ok": True, "signature": m.b64(signature)}
-        raise m.BadRequest(f"unknown op {op!r}; known: hello, ping, public_key, sign")
+        if op in ADMIN_OPS:
+            return answer_admin(str(op), request, peer, self._keys)
+        known = ", ".join(("hello", "ping", "public_key", "sign", *ADMIN_OPS))
+        raise m.BadRequest(f"unknown op {op!r}; known: {known}")
 
 
 def _send_quietly(conn: socket.socket, response: dict[str, Any]) -> None:

@@ -31,7 +31,9 @@ from edgeagent.protocol.schemes import DIGEST_SIZES, SCHEMES, HashName, Padding
 VERSIONS = (1,)
 """Protocol versions this code speaks, newest last."""
 
-Op = Literal["hello", "ping", "public_key", "sign"]
+Op = Literal[
+    "hello", "ping", "public_key", "sign", "list_tokens", "list_keys", "create_key", "delete_key"
+]
 
 # -- typed errors on the wire ------------------------------------------------------
 
@@ -47,7 +49,11 @@ ERROR_CODES: dict[str, type[errors.AgentError]] = {
     "key_not_found": errors.KeyNotFound,
     "unsupported_key_type": errors.UnsupportedKeyType,
     "invalid_uri": errors.InvalidKeyUri,
+    "token_ambiguous": errors.TokenAmbiguous,
+    "token_in_use": errors.TokenInUse,
+    "key_in_use": errors.KeyInUse,
     "token_error": errors.TokenOperationFailed,
+    "admin_not_allowed": errors.AdminNotAllowed,
     "unsupported_scheme": errors.UnsupportedKeyType,
     "unsupported_version": errors.SignerProtocolError,
     "bad_request": errors.SignerProtocolError,
@@ -79,7 +85,11 @@ _CODE_FOR: tuple[tuple[type[errors.AgentError], str], ...] = (
     (errors.KeyNotFound, "key_not_found"),
     (errors.UnsupportedKeyType, "unsupported_key_type"),
     (errors.InvalidKeyUri, "invalid_uri"),
+    (errors.TokenAmbiguous, "token_ambiguous"),
+    (errors.TokenInUse, "token_in_use"),
+    (errors.KeyInUse, "key_in_use"),
     (errors.TokenError, "token_error"),
+    (errors.AdminNotAllowed, "admin_not_allowed"),
 )
 
 

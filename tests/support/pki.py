@@ -302,6 +302,20 @@ class TestCa:
         target = path or self.directory / f"{self._unique(f'client-{common_name}')}.pem"
         return write_cert(cert, target)
 
+    def sign_csr(self, csr_pem: bytes, *, path: Path | None = None) -> Path:
+        """Issue a client certificate for a PKCS#10 CSR (PEM); its CN and key, our extensions.
+
+        The CSR's own signature is checked first, as a real CA does.
+        """
+        request = x509.load_pem_x509_csr(csr_pem)
+        if not request.is_signature_valid:
+            raise ValueError("the CSR's signature does not verify")
+        names = request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(names[0].value)
+        public_key = request.public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
+        return self.issue_client(public_key, common_name, path=path)
+
     def issue_client_with_key(
         self,
         common_name: str,

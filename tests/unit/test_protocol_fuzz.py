@@ -10,6 +10,7 @@ Bounded for CI: a few hundred examples each, a few seconds in total.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from typing import Any
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeagent import errors
-from edgeagent.p11server.peers import PeerPolicy
+from edgeagent.p11server.peers import Peer, PeerPolicy
 from edgeagent.p11server.server import SigningServer
 from edgeagent.protocol import messages as m
 from edgeagent.protocol.frame import MAX_FRAME, FrameError, PeerClosed, read_frame
@@ -130,6 +131,7 @@ class FakeKeys:
 
 
 SERVER = SigningServer(None, FakeKeys(), PeerPolicy(frozenset(), frozenset()))  # type: ignore[arg-type]
+PEER = Peer(pid=1, uid=65534, gid=65534, groups=frozenset())
 
 
 @FUZZ
@@ -137,7 +139,7 @@ SERVER = SigningServer(None, FakeKeys(), PeerPolicy(frozenset(), frozenset()))  
 def test_answering_any_body_gives_a_response_or_one_of_our_errors(body: bytes) -> None:
     try:
         request = m.decode(body)
-        response: dict[str, Any] = SERVER._answer(request)
+        response: dict[str, Any] = SERVER._answer(request, PEER)
     except errors.AgentError as error:
         response = m.error_response(m.error_code_for(error), error.cause, error.fix)
     # Whatever it is, it can be sent back: JSON, within one frame.
@@ -156,3 +158,17 @@ def test_the_client_turns_any_response_into_ok_or_one_of_our_errors(response: An
     except errors.AgentError:
         return
     assert response.get("ok") is True
+
+
+@FUZZ
+@given(
+    message=st.dictionaries(
+        st.sampled_from(["uri", "key_type", "label", "id", "force_new"]), json_values
+    )
+)
+def test_admin_requests_parse_or_raise_one_of_our_errors(message: dict[str, Any]) -> None:
+    from edgeagent.protocol import admin as wire
+
+    for parse in (wire.parse_create_key, wire.parse_delete_key):
+        with contextlib.suppress(errors.AgentError):
+            parse(message)

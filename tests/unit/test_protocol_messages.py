@@ -128,7 +128,11 @@ SERVER_ERRORS: list[tuple[errors.AgentError, str, type[errors.AgentError]]] = [
     (errors.UnsupportedKeyType("m"), "unsupported_key_type", errors.UnsupportedKeyType),
     (m.UnsupportedScheme("m"), "unsupported_scheme", errors.UnsupportedKeyType),
     (errors.InvalidKeyUri("m"), "invalid_uri", errors.InvalidKeyUri),
+    (errors.TokenAmbiguous("m"), "token_ambiguous", errors.TokenAmbiguous),
+    (errors.TokenInUse("m"), "token_in_use", errors.TokenInUse),
+    (errors.KeyInUse("m"), "key_in_use", errors.KeyInUse),
     (errors.TokenOperationFailed("m"), "token_error", errors.TokenOperationFailed),
+    (errors.AdminNotAllowed("m"), "admin_not_allowed", errors.AdminNotAllowed),
     (m.BadRequest("m"), "bad_request", errors.SignerProtocolError),
     (errors.MissingConfigValue("m"), "internal", errors.SignerProtocolError),
 ]

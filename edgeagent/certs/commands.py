@@ -1,0 +1,266 @@
+"""`agent cert create|create-csr|show|renew`, as functions the CLI only prints.
+
+- ``create``: a self-signed certificate at ``device.cert_path`` (or
+  ``<cloud>.device.cert_path``), for first registration; an existing file
+  is never overwritten (renew does that).
+- ``create-csr``: a CSR next to it (``device.pem`` -> ``device.csr``), CN =
+  ``--device-id`` or the current certificate's CN, for a CA to sign.
+- ``show``: the certificate, where the key is, and whether they match.
+- ``renew``: a self-signed certificate is re-issued in place; a CA-issued one
+  gets a CSR. ``new_key`` makes a new key first (create-key --force-new).
+  For a CA-issued certificate ``device.key_uri`` is left on the old key,
+  which still matches the installed certificate, and the command to switch
+  is handed back: switching before the CA answers would break connecting.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from edgeagent.certs.build import build_csr, build_self_signed, pem, signature_scheme
+from edgeagent.config import AgentConfig, load_config, set_value
+from edgeagent.errors import (
+    AgentError,
+    CertificateExists,
+    CertificateKeyMismatch,
+    CertificateUnreadable,
+    MissingConfigValue,
+)
+from edgeagent.signing.certificate import read_device_certificate
+from edgeagent.signing.match import check_matches_certificate
+from edgeagent.signing.open import open_signer
+from edgeagent.signing.signer import Signer
+
+DEFAULT_CLOUD = "c8y"
+
+
+def _cert_key(config: AgentConfig, cloud: str) -> str:
+    own = config.cloud(cloud).device.cert_path is not None
+    return f"{cloud}.device.cert_path" if own else "device.cert_path"
+
+
+def _cert_path(config: AgentConfig, cloud: str) -> Path:
+    path = config.identity(cloud).cert_path
+    if path is None:
+        raise MissingConfigValue(
+            "device.cert_path is not set",
+            "agent config set device.cert_path /etc/agent/device-certs/device.pem",
+        )
+    return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as error:
+        raise CertificateUnreadable(
+            f"cannot write {path}: {error.strerror}",
+            f"make {path.parent} writable for this user, or choose another path",
+        ) from error
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    common_name: str
+    key_location: str
+    signature: str
+    """The signatureAlgorithm written (ecdsa-with-SHA256, ...)."""
+
+
+def _open(config: AgentConfig, cloud: str, key_uri: str | None = None) -> Signer:
+    identity = config.identity(cloud)
+    if key_uri is not None:
+        identity = replace(identity, key_uri=key_uri)
+    return open_signer(config, identity, cloud)
+
+
+def _self_signed(signer: Signer, path: Path, device_id: str, days: int, rsa_pss: bool) -> Written:
+    der = build_self_signed(signer, device_id, days=days, rsa_pss=rsa_pss)
+    _write(path, pem(der, "CERTIFICATE"))
+    scheme = signature_scheme(signer.public_key(), rsa_pss).name
+    return Written(path, device_id, signer.location, scheme)
+
+
+def _csr(signer: Signer, path: Path, device_id: str, rsa_pss: bool) -> Written:
+    der = build_csr(signer, device_id, rsa_pss=rsa_pss)
+    _write(path, pem(der, "CERTIFICATE REQUEST"))
+    scheme = signature_scheme(signer.public_key(), rsa_pss).name
+    return Written(path, device_id, signer.location, scheme)
+
+
+def create_certificate(
+    config_dir: Path,
+    device_id: str,
+    *,
+    cloud: str = DEFAULT_CLOUD,
+    days: int = 365,
+    rsa_pss: bool = False,
+) -> Written:
+    config = load_config(config_dir)
+    path = _cert_path(config, cloud)
+    if path.exists():
+        raise CertificateExists(
+            f"{path} exists ({_cert_key(config, cloud)}); it was not overwritten",
+            "`agent cert renew` replaces it; or remove it first",
+        )
+    signer = _open(config, cloud)
+    try:
+        return _self_signed(signer, path, device_id, days, rsa_pss)
+    finally:
+        signer.close()
+
+
+def default_csr_path(cert_path: Path) -> Path:
+    return cert_path.with_suffix(".csr")
+
+
+def create_csr(
+    config_dir: Path,
+    device_id: str | None = None,
+    *,
+    cloud: str = DEFAULT_CLOUD,
+    output: Path | None = None,
+    rsa_pss: bool = False,
+) -> Written:
+    config = load_config(config_dir)
+    cert_path = _cert_path(config, cloud)
+    if device_id is None:
+        if not cert_path.exists():
+            raise MissingConfigValue(
+                f"no device id: --device-id not given and there is no certificate at {cert_path}",
+                "pass --device-id <the device's id> (it becomes the CN)",
+            )
+        device_id = read_device_certificate(cert_path, _cert_key(config, cloud)).device_id
+    signer = _open(config, cloud)
+    try:
+        return _csr(signer, output or default_csr_path(cert_path), device_id, rsa_pss)
+    finally:
+        signer.close()
+
+
+# -- show -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertReport:
+    path: Path
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    signature: str
+    self_signed: bool
+    key_location: str | None
+    key_matches: bool | None
+    """None when the key could not be opened (key_problem says why)."""
+    key_problem: str = ""
+
+    @property
+    def valid_now(self) -> bool:
+        now = datetime.datetime.now(datetime.UTC)
+        return self.not_before <= now <= self.not_after
+
+
+def _signature_name(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    return getattr(oid, "_name", None) or oid.dotted_string
+
+
+def show(config_dir: Path, *, cloud: str = DEFAULT_CLOUD) -> CertReport:
+    config = load_config(config_dir)
+    certificate = read_device_certificate(_cert_path(config, cloud), _cert_key(config, cloud))
+    leaf = certificate.leaf
+    location: str | None = None
+    matches: bool | None = None
+    problem = ""
+    try:
+        signer = _open(config, cloud)
+    except AgentError as error:
+        problem = error.cause
+    else:
+        try:
+            location = signer.location
+            check_matches_certificate(signer, leaf)
+            matches = True
+        except CertificateKeyMismatch:
+            matches = False
+        finally:
+            signer.close()
+    return CertReport(
+        path=certificate.path,
+        subject=leaf.subject.rfc4514_string(),
+        issuer=leaf.issuer.rfc4514_string(),
+        serial=f"{leaf.serial_number:x}",
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        signature=_signature_name(leaf),
+        self_signed=leaf.issuer == leaf.subject,
+        key_location=location,
+        key_matches=matches,
+        key_problem=problem,
+    )
+
+
+# -- renew ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenewOutcome:
+    written: Written
+    kind: str
+    """'certificate' (self-signed, replaced in place) or 'csr' (for the CA)."""
+    new_key_uri: str | None
+    config_updated: bool
+    suggestion: str | None
+
+
+def renew(
+    config_dir: Path,
+    *,
+    cloud: str = DEFAULT_CLOUD,
+    new_key_uri: str | None = None,
+    output: Path | None = None,
+    days: int = 365,
+    rsa_pss: bool = False,
+) -> RenewOutcome:
+    """Renew with the current key, or with ``new_key_uri`` (made by create-key)."""
+    config = load_config(config_dir)
+    cert_path = _cert_path(config, cloud)
+    current = read_device_certificate(cert_path, _cert_key(config, cloud))
+    names = current.leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    device_id = str(names[0].value) if names else current.device_id
+    self_signed = current.leaf.issuer == current.leaf.subject
+    signer = _open(config, cloud, new_key_uri)
+    key_setting = _key_uri_key(config, cloud)
+    try:
+        if self_signed:
+            written = _self_signed(signer, output or cert_path, device_id, days, rsa_pss)
+            updated = False
+            if new_key_uri is not None and output is None:
+                # The new certificate is for the new key: switch both together.
+                set_value(config_dir, key_setting, new_key_uri)
+                updated = True
+            return RenewOutcome(written, "certificate", new_key_uri, updated, None)
+        written = _csr(signer, output or default_csr_path(cert_path), device_id, rsa_pss)
+    finally:
+        signer.close()
+    suggestion = None
+    if new_key_uri is not None:
+        suggestion = f'agent config set {key_setting} "{new_key_uri}"'
+    return RenewOutcome(written, "csr", new_key_uri, False, suggestion)
+
+
+def _key_uri_key(config: AgentConfig, cloud: str) -> str:
+    return (
+        f"{cloud}.device.key_uri"
+        if config.cloud(cloud).device.key_uri is not None
+        else "device.key_uri"
+    )

@@ -1,0 +1,234 @@
+"""`agent hsm` and `agent cert` in socket mode: the signing service does the token work.
+
+The agent's config names only the socket: no module, no PIN. Listing is
+open to every served peer, creating and deleting keys only to the service's
+own user and root; init and change-pin are refused in socket mode with
+the command to run instead.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeagent import errors
+from edgeagent.cli.exit_codes import exit_code_for
+from tests.integration.test_socket_mode import NOBODY, SYSTEM_PYTHON, P11Server
+from tests.support.gateway import Gateway, new_gateway
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import TestPki
+from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
+
+pytestmark = pytest.mark.integration
+
+# A client written against docs/signing-protocol.md alone, run as another user.
+ADMIN_CLIENT = """
+import json, socket, struct, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.settimeout(20)
+conn.connect(sys.argv[1])
+def ask(request):
+    body = json.dumps(request).encode()
+    conn.sendall(struct.pack(">I", len(body)) + body)
+    header = b""
+    while len(header) < 4:
+        header += conn.recv(4 - len(header))
+    (length,) = struct.unpack(">I", header)
+    body = b""
+    while len(body) < length:
+        body += conn.recv(length - len(body))
+    return json.loads(body)
+ask({"op": "hello", "versions": [1]})
+for line in sys.argv[2:]:
+    print(json.dumps(ask(json.loads(line))))
+"""
+
+
+def code(cls: type[errors.AgentError]) -> int:
+    return exit_code_for(cls("x"))
+
+
+@pytest.fixture
+def service(tmp_path: Path, softhsm_token: SoftHsmToken) -> Iterator[tuple[P11Server, SoftHsmKey]]:
+    import shutil
+    import tempfile
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="p11a-", dir="/tmp"))
+    socket_dir.chmod(0o755)
+    default = softhsm_token.generate_key("ec-p256", label="served-key")
+    server = P11Server(tmp_path / "etc-p11", socket_dir / "p11.sock", tmp_path / "p11")
+    server.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
+    server.set("device.cryptoki.pin", softhsm_token.pin)
+    server.set("device.cryptoki.uri", default.uri)
+    server.set("device.cryptoki.socket_path", str(server.socket_path))
+    server.set("p11_server.allowed_users", str(NOBODY))
+    server.start()
+    yield server, default
+    server.stop()
+    shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path,
+    local_broker: Mosquitto,
+    cloud_broker: Mosquitto,
+    pki: TestPki,
+    service: tuple[P11Server, SoftHsmKey],
+) -> Iterator[Gateway]:
+    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
+    gw.set("device.cryptoki.mode", "socket")
+    gw.set("device.cryptoki.socket_path", str(service[0].socket_path))
+    gw.set("device.cert_path", str(tmp_path / "certs" / "device.pem"))
+    yield gw
+    gw.agent("disconnect", "c8y")
+
+
+def test_create_key_csr_and_connect_through_the_service(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    listed = gateway.agent("hsm", "list-tokens")
+    assert listed.returncode == 0, listed.stderr
+    assert f"token '{softhsm_token.label}'" in listed.stdout
+
+    created = gateway.agent(
+        "hsm", "create-key", "--token-uri", softhsm_token.uri, "--type", "ec-p384"
+    )
+    assert created.returncode == 0, created.stderr
+    uri = created.stdout.strip()
+    assert "object=device-key" in uri and "set device.key_uri" in created.stderr
+    keys = gateway.agent("hsm", "list-keys", "--uri", softhsm_token.uri)
+    assert uri in keys.stdout and "EC secp384r1" in keys.stdout and "served-key" in keys.stdout
+
+    csr = gateway.agent("cert", "create-csr", "--device-id", "sock-042")
+    assert csr.returncode == 0, csr.stderr
+    assert "ecdsa-with-SHA384" in csr.stderr and "via the signing service" in csr.stderr
+    verified = subprocess.run(
+        ["openssl", "req", "-in", csr.stdout.strip(), "-verify", "-noout"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0
+    gateway.pki.ca.sign_csr(
+        Path(csr.stdout.strip()).read_bytes(), path=gateway.config_dir.parent / "certs/device.pem"
+    )
+    agent_toml = (gateway.config_dir / "agent.toml").read_text()
+    assert "module_path" not in agent_toml and "pin" not in agent_toml
+
+    with gateway.cloud_app() as cloud, gateway.local_client() as local:
+        cloud.subscribe("s/us", qos=1)
+        local.subscribe("c8y/s/ds", qos=1)
+        done = gateway.agent("connect", "c8y")
+        assert done.returncode == 0, done.stdout + done.stderr
+        local.publish("c8y/s/us", b"200,c8y_Temperature,T,19", qos=1)
+        [up] = cloud.wait_for(1, "s/us", timeout=15)
+        assert up.payload == b"200,c8y_Temperature,T,19"
+        cloud.publish("s/ds", b"510,sock-042", qos=1)
+        [down] = local.wait_for(1, "c8y/s/ds", timeout=15)
+        assert down.payload == b"510,sock-042"
+
+    # The key in use cannot be deleted from the agent without --force.
+    refused = gateway.agent("hsm", "delete-key", "--label", "device-key")
+    assert refused.returncode == code(errors.KeyInUse)
+
+
+def test_delete_key_through_the_service_and_its_own_refusal(
+    gateway: Gateway, service: tuple[P11Server, SoftHsmKey], softhsm_token: SoftHsmToken
+) -> None:
+    made = gateway.agent(
+        "hsm", "create-key", "--token-uri", softhsm_token.uri, "--label", "spare", "--cloud", "c8y"
+    )
+    assert made.returncode == 0, made.stderr
+    gateway.set("c8y.device.key_uri", "pkcs11:token=elsewhere;object=x")
+    deleted = gateway.agent(
+        "hsm", "delete-key", "--token-uri", softhsm_token.uri, "--label", "spare"
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted private key" in deleted.stdout and "deleted public key" in deleted.stdout
+    assert "spare" not in gateway.agent("hsm", "list-keys", "--uri", softhsm_token.uri).stdout
+
+    # The service's default key: refused by the service itself.
+    served = gateway.agent(
+        "hsm", "delete-key", "--token-uri", softhsm_token.uri, "--label", "served-key", "--force"
+    )
+    assert served.returncode == code(errors.KeyInUse)
+    assert "serves" in served.stderr and "default key" in served.stderr
+    listed = gateway.agent("hsm", "list-keys", "--uri", softhsm_token.uri)
+    assert "served-key" in listed.stdout
+
+
+def as_nobody(path: Path, *requests: dict[str, Any]) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [
+            "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            SYSTEM_PYTHON, "-I", "-c", ADMIN_CLIENT, str(path),
+            *(json.dumps(r) for r in requests),
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_other_peers_may_list_but_not_create_or_delete(
+    service: tuple[P11Server, SoftHsmKey], softhsm_token: SoftHsmToken
+) -> None:
+    server, _ = service
+    # The file mode is the first gate; open it so the peer check is what decides.
+    server.socket_path.chmod(0o666)
+    tokens, keys, create, delete, unknown = as_nobody(
+        server.socket_path,
+        {"op": "list_tokens"},
+        {"op": "list_keys", "uri": softhsm_token.uri},
+        {"op": "create_key", "uri": softhsm_token.uri, "key_type": "ec-p256", "label": "evil"},
+        {"op": "delete_key", "uri": softhsm_token.uri, "label": "served-key"},
+        {"op": "init_token", "label": "x"},
+    )
+    assert tokens["ok"] is True
+    assert any(t["label"] == softhsm_token.label for t in tokens["tokens"])
+    assert keys["ok"] is True and [k["label"] for k in keys["keys"]] == ["served-key"]
+    assert keys["keys"][0]["uri"].endswith(";type=private")
+    for refused in (create, delete):
+        assert refused["ok"] is False
+        assert refused["error"]["code"] == "admin_not_allowed"
+        assert f"not uid {NOBODY}" in refused["error"]["message"]
+    assert unknown["error"]["code"] == "bad_request"  # not offered remotely
+
+
+def test_malformed_admin_requests_are_bad_requests(service: tuple[P11Server, SoftHsmKey]) -> None:
+    server, _ = service
+    import socket as socket_module
+
+    from tests.integration.test_socket_mode import raw_ask
+
+    with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(str(server.socket_path))
+        raw_ask(conn, {"op": "hello", "versions": [1]})
+        for request in (
+            {"op": "create_key", "key_type": "dsa", "label": "k"},
+            {"op": "create_key", "key_type": "ec-p256"},
+            {"op": "create_key", "key_type": "ec-p256", "label": "k", "id": "zz"},
+            {"op": "delete_key", "uri": None},
+            {"op": "list_keys", "uri": 5},
+        ):
+            reply = raw_ask(conn, request)
+            assert reply["error"]["code"] == "bad_request", (request, reply)
+        assert raw_ask(conn, {"op": "ping"}) == {"ok": True}
+
+
+def test_init_and_change_pin_say_where_to_run_them(gateway: Gateway, tmp_path: Path) -> None:
+    pin = tmp_path / "pin"
+    pin.write_text("123456\n")
+    for args in (
+        ("hsm", "init", "--label", "x", "--so-pin-file", str(pin), "--pin-file", str(pin)),
+        ("hsm", "change-pin", "--pin-file", str(pin), "--new-pin-file", str(pin)),
+    ):
+        done = gateway.agent(*args)
+        assert done.returncode == code(errors.ConfigError), done.stderr
+        assert "device.cryptoki.mode is 'socket'" in done.stderr
+        assert "agent --config-dir /etc/agent-p11-server hsm" in done.stderr
