@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edgeagent.errors import PinIncorrect, PinLocked
+from edgeagent.errors import KeyNotFound, PinIncorrect, PinLocked
+from edgeagent.pkcs11.uri import Pkcs11Uri
 from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
 
 
@@ -41,8 +42,40 @@ class TokenKeys:
                 except (PinIncorrect, PinLocked) as failure:
                     self._pin_failure = failure
                     raise
+                if not self._in_scope(signer):
+                    location = signer.location
+                    signer.close()
+                    raise KeyNotFound(
+                        f"the signing service serves only keys on the token of "
+                        f"{self._default_uri}; {uri} selects {location}",
+                        "ask for a key on that token, or point the service's "
+                        "device.cryptoki.uri at the other token",
+                    )
                 self._signers[wanted] = signer
             return signer
+
+    def _in_scope(self, signer: ModuleSigner) -> bool:
+        """Is the selected key on the token the service was configured to serve?
+
+        A client names its key with a URI; without this check any allowed
+        client could use keys on any other token the module and PIN reach.
+        The token is the boundary because one login unlocks all of its keys
+        anyway (and `agent hsm` rotates keys within it); the object and id of
+        the service's URI only choose its default key.
+        """
+        if not self._default_uri:
+            return True
+        scope = Pkcs11Uri.parse(self._default_uri)
+        selected = Pkcs11Uri.parse(signer.location)
+        # The fields a selected key's URI carries (slots are not in it).
+        for name in ("manufacturer", "model", "serial", "token"):
+            wanted, got = getattr(scope, name), getattr(selected, name)
+            if isinstance(wanted, str) and isinstance(got, str):
+                # tpm2-pkcs11 pads its text fields with NULs; PKCS#11 with blanks.
+                wanted, got = wanted.rstrip("\0 "), got.rstrip("\0 ")
+            if wanted is not None and got != wanted:
+                return False
+        return True
 
     @property
     def module_path(self) -> Path:

@@ -61,7 +61,14 @@ class SigningServer:
                 continue
             if not self._slots.acquire(blocking=False):
                 log.warning("refusing a client: %d clients already connected", MAX_CLIENTS)
-                _send_quietly(conn, m.error_response("internal", "server busy; retry later"))
+                _send_quietly(
+                    conn,
+                    m.error_response(
+                        "busy",
+                        f"the signing service already serves {MAX_CLIENTS} clients",
+                        "retry later; check for clients that keep connections open",
+                    ),
+                )
                 conn.close()
                 continue
             threading.Thread(target=self._serve_client, args=(conn,), daemon=True).start()

@@ -58,6 +58,7 @@ ERROR_CODES: dict[str, type[errors.AgentError]] = {
     "unsupported_version": errors.SignerProtocolError,
     "bad_request": errors.SignerProtocolError,
     "not_allowed": errors.SignerUnreachable,
+    "busy": errors.SignerUnreachable,
     "internal": errors.SignerProtocolError,
 }
 

@@ -38,7 +38,7 @@ from edgeagent.signing.socket_signer import SocketSigner
 from tests.support.gateway import AGENT, Gateway, issue_device_cert, new_gateway
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import TestPki
-from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
+from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
@@ -624,3 +624,19 @@ def test_systemd_socket_activation(service_factory: Any, socket_dir: Path) -> No
     [refusal] = as_user(activated, 4242, 4242)
     assert refusal is not None and refusal["error"]["code"] == "not_allowed"
     assert "refused peer uid=4242 gid=4242" in server.log_text()
+
+
+def test_keys_on_other_tokens_are_not_served(
+    service_factory: Any, softhsm: SoftHsm, softhsm_token: SoftHsmToken, device_key: SoftHsmKey
+) -> None:
+    other_token = softhsm.create_token(pin=softhsm_token.pin)  # the same PIN opens it
+    foreign = other_token.generate_key("ec-p256", label="not-for-clients")
+    same_token = softhsm_token.generate_key("ec-p256", label="rotated")
+    service: P11Server = service_factory().start()  # configured with device_key's URI
+    with pytest.raises(errors.KeyNotFound) as caught:
+        SocketSigner(service.socket_path, foreign.uri)
+    assert "only keys on the token of" in caught.value.cause
+    # Another key on the served token (e.g. after `agent hsm create-key`) is fine.
+    signer = SocketSigner(service.socket_path, same_token.uri)
+    assert signer.public_key() == same_token.public_key
+    signer.close()
