@@ -640,3 +640,28 @@ def test_keys_on_other_tokens_are_not_served(
     signer = SocketSigner(service.socket_path, same_token.uri)
     assert signer.public_key() == same_token.public_key
     signer.close()
+
+
+def test_a_client_over_the_limit_is_told_busy_and_the_server_recovers(service: P11Server) -> None:
+    from edgeagent.p11server.server import MAX_CLIENTS
+
+    held = [connect_raw(service.socket_path) for _ in range(MAX_CLIENTS)]
+    try:
+        for conn in held:  # each is accepted and holds a slot once it is greeted
+            assert raw_ask(conn, {"op": "hello", "versions": [1]})["ok"] is True
+        with connect_raw(service.socket_path) as extra:
+            reply = read_reply(extra)
+        assert reply["error"]["code"] == "busy"
+    finally:
+        held.pop().close()
+    deadline = time.monotonic() + 5
+    while True:  # the freed slot is usable again
+        try:
+            ping(service.socket_path, timeout=2)
+            break
+        except (OSError, AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    for conn in held:
+        conn.close()
