@@ -7,82 +7,19 @@ certificate is issued by the test CA for the token key's public half.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from edgeagent import errors
 from edgeagent.clouds.connect import connect
-from edgeagent.config import set_value
+from tests.support.gateway import Gateway, Progress, issue_device_cert, new_gateway, process_alive
 from tests.support.mosquitto import Mosquitto, MosquittoFactory, TlsListener
-from tests.support.mqtt_probe import MqttProbe, client_tls_context
 from tests.support.pki import TestPki
 from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
-
-AGENT = Path(sys.executable).with_name("agent")
-
-
-@dataclass
-class Gateway:
-    """A device's config dir wired to a token, a local broker and a cloud."""
-
-    config_dir: Path
-    local: Mosquitto
-    cloud: Mosquitto
-    pki: TestPki
-
-    def set(self, key: str, value: str) -> None:
-        set_value(self.config_dir, key, value)
-
-    def agent(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir))
-        return subprocess.run(
-            [str(AGENT), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-
-    def cloud_app(self) -> MqttProbe:
-        """A client of the cloud broker: plays the cloud side of the conversation."""
-        app = self.pki.client("cloud-app")
-        tls = client_tls_context(self.pki.ca.cert_path, app.cert_path, app.key_path)
-        return MqttProbe(self.cloud.hostname, self.cloud.tls_port, tls=tls)
-
-    def local_client(self) -> MqttProbe:
-        return MqttProbe(self.local.host, self.local.port)
-
-
-def process_alive(pid: int) -> bool:
-    from edgeagent.bridge.service import process_alive as alive
-
-    return alive(pid)
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def detail(self, name: str, value: str) -> None:
-        self.lines.append(f"{name}: {value}")
-
-    def step(self, label: str) -> contextlib.nullcontext[None]:
-        self.lines.append(label)
-        return contextlib.nullcontext()
-
-
-def issue_device_cert(gw: Gateway, key: SoftHsmKey, cn: str = "device-001") -> Path:
-    return gw.pki.ca.issue_client(key.public_key, cn)
 
 
 def exit_code(cls: type[errors.AgentError]) -> int:
@@ -100,16 +37,10 @@ def gateway(
     pki: TestPki,
     softhsm_token: SoftHsmToken,
 ) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path / "etc-agent", local_broker, cloud_broker, pki)
+    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
     gw.set("device.cryptoki.mode", "module")
     gw.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
     gw.set("device.cryptoki.pin", softhsm_token.pin)
-    gw.set("c8y.url", cloud_broker.url)
-    gw.set("c8y.root_cert_path", str(pki.ca.cert_path))
-    gw.set("mqtt.client.host", local_broker.host)
-    gw.set("mqtt.client.port", str(local_broker.port))
-    gw.set("run.path", str(tmp_path / "run"))
-    gw.set("logs.path", str(tmp_path / "log"))
     yield gw
     gw.agent("disconnect", "c8y")
 
