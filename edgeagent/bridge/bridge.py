@@ -152,6 +152,10 @@ class Bridge:
         except (AgentError, OSError, ProtocolError) as error:
             self._schedule_retry(side, str(error))
             return
+        except Exception as error:  # a bug or a library's surprise: retry, never die
+            log.exception("unexpected error connecting to the %s broker", session.endpoint.name)
+            self._schedule_retry(side, f"{type(error).__name__}: {error}")
+            return
         side.events = 0
         self._watch(selector, side, selectors.EVENT_READ)
         side.connected_at = time.monotonic()
@@ -164,6 +168,9 @@ class Bridge:
         try:
             action(*args)
         except (AgentError, OSError, ProtocolError, ValueError) as error:
+            self._drop(side, f"{type(error).__name__}: {error}")
+        except Exception as error:  # a bug or a library's surprise: drop, never die
+            log.exception("unexpected error on the %s link", side.session.endpoint.name)
             self._drop(side, f"{type(error).__name__}: {error}")
 
     def _drop(self, side: _Side, reason: str) -> None:
@@ -230,7 +237,9 @@ class Bridge:
             log.warning("no %s rule for topic %r; dropped", direction, message.topic)
             session.ack(message.packet_id, message.qos)
             return
-        token = (session, message.packet_id, message.qos) if message.qos else None
+        token = (
+            (session, message.packet_id, message.qos, session.generation) if message.qos else None
+        )
         if not target.publish(topic, message.payload, qos, retain, token):
             return  # QoS 0 with the other side down
         self.forwarded[direction] += 1
@@ -239,8 +248,8 @@ class Bridge:
 
     def on_delivered(self, session: MqttSession, token: Any) -> None:
         if token is not None:
-            source, packet_id, qos = token
-            source.ack(packet_id, qos)
+            source, packet_id, qos, generation = token
+            source.ack(packet_id, qos, generation)
 
     @staticmethod
     def _map(cache: dict[str, str | None], rule: Any, topic: str) -> str | None:

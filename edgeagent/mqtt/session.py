@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
 import ssl
 import time
@@ -70,9 +71,20 @@ class MqttSession:
         self._wbuf = bytearray()
         self._inflight: dict[int, _Outgoing] = {}
         self._queue: deque[_Outgoing] = deque()
+        # Inbound messages, by packet id, in the broker session `generation`:
+        # forwarded and not yet acked (so a DUP redelivery is not forwarded
+        # twice), QoS 2 ones acked with PUBREC until PUBREL, and acks owed
+        # while the link was down (sent as soon as the session is resumed).
+        self.generation = 0
+        self._forwarded: dict[int, int] = {}  # packet id -> qos
         self._incoming_qos2: dict[int, bool] = {}  # packet id -> PUBREC sent
-        self._next_id = 0
+        self._owed_acks: dict[int, int] = {}  # packet id -> qos
+        self._subscribe_ids: set[int] = set()
+        # A random start keeps a restarted process from reusing, in the same
+        # persistent session, a QoS 2 id the broker still holds.
+        self._next_id = random.randrange(65535)  # noqa: S311 - not security
         self._last_sent = 0.0
+        self._last_received = 0.0
         self._ping_sent: float | None = None
         self.dropped_qos0 = 0
 
@@ -115,14 +127,37 @@ class MqttSession:
                 "check that the device certificate (or its CA) is registered with the cloud",
             )
         sock.setblocking(False)
+        self.resume(sock, present)
+        log.debug("%s connected (session present: %s)", where, present)
+
+    def resume(self, sock: Any, present: bool) -> None:
+        """Start sending on a connected, authenticated socket (after CONNACK).
+
+        ``present``: the broker kept our session (CONNACK's session-present).
+        """
+        ep = self.endpoint
+        self.sock = sock
         self.up = True
         self._ping_sent = None
+        self._last_received = time.monotonic()
+        if not present:
+            # A new broker session: the ids of the old one mean nothing now.
+            # Acks still owed or pending for them must not hit new messages.
+            self.generation += 1
+            self._forwarded.clear()
+            self._incoming_qos2.clear()
+            self._owed_acks.clear()
+        for packet_id, qos in self._owed_acks.items():
+            self._send_ack(packet_id, qos)
+        self._owed_acks.clear()
         if ep.subscriptions:
-            self._send(
-                p.subscribe(self._new_id(), [(f, ep.subscribe_qos) for f in ep.subscriptions])
-            )
-        # Resume: whatever the broker has not acknowledged goes again, in order.
-        for out in sorted(self._inflight.values(), key=lambda o: o.packet_id):
+            subscribe_id = self._new_id()
+            self._subscribe_ids.add(subscribe_id)
+            filters = [(f, ep.subscribe_qos) for f in ep.subscriptions]
+            self._send(p.subscribe(subscribe_id, filters))
+        # Whatever the broker has not acknowledged goes again, in the order it
+        # was first sent (dicts keep insertion order; ids may have wrapped).
+        for out in list(self._inflight.values()):
             if out.released:
                 self._send(p.ack(p.PUBREL, out.packet_id))
             else:
@@ -130,7 +165,6 @@ class MqttSession:
                     p.publish(out.topic, out.payload, out.qos, out.retain, out.packet_id, dup=True)
                 )
         self._fill_window()
-        log.debug("%s connected (session present: %s)", where, present)
 
     def _await_connack(self) -> tuple[bool, int]:
         while True:
@@ -172,14 +206,32 @@ class MqttSession:
             self._fill_window()
         return True
 
-    def ack(self, packet_id: int, qos: int) -> None:
-        """Acknowledge an inbound message (the bridge calls this once the other side has it)."""
-        if not self.up:
-            return  # the broker redelivers it after the reconnect
+    def ack(self, packet_id: int, qos: int, generation: int | None = None) -> None:
+        """Acknowledge an inbound message (the bridge calls this once the other side has it).
+
+        ``generation`` is the broker session the message came in; an ack for
+        an older session is dropped (its id may belong to a new message now).
+        """
+        if generation is not None and generation != self.generation:
+            return
+        self._forwarded.pop(packet_id, None)
+        if qos == 2:
+            self._incoming_qos2[packet_id] = True
+        if self.up:
+            self._send_ack(packet_id, qos)
+        elif qos:
+            self._owed_acks[packet_id] = qos  # sent when the session resumes
+
+    def not_forwarded(self, packet_id: int) -> None:
+        """The bridge could not forward this inbound message: take its redelivery."""
+        self._forwarded.pop(packet_id, None)
+        if self._incoming_qos2.get(packet_id) is False:
+            del self._incoming_qos2[packet_id]
+
+    def _send_ack(self, packet_id: int, qos: int) -> None:
         if qos == 1:
             self._send(p.ack(p.PUBACK, packet_id))
         elif qos == 2:
-            self._incoming_qos2[packet_id] = True
             self._send(p.ack(p.PUBREC, packet_id))
 
     @property
@@ -196,7 +248,7 @@ class MqttSession:
     def _new_id(self) -> int:
         for _ in range(65535):
             self._next_id = self._next_id % 65535 + 1
-            if self._next_id not in self._inflight:
+            if self._next_id not in self._inflight and self._next_id not in self._subscribe_ids:
                 return self._next_id
         raise p.ProtocolError("all 65535 packet ids are in flight")
 
@@ -248,6 +300,7 @@ class MqttSession:
                 return False
             if not data:
                 raise ConnectionError(f"{self.endpoint.name} broker closed the connection")
+            self._last_received = time.monotonic()
             for kind, flags, body in self._reader.feed(data):
                 self._handle(kind, flags, body)
         return True
@@ -261,13 +314,21 @@ class MqttSession:
     def _handle(self, kind: int, flags: int, body: bytes) -> None:
         if kind == p.PUBLISH:
             message = p.parse_publish(flags, body)
+            packet_id = message.packet_id
             if message.qos == 2:
-                acked = self._incoming_qos2.get(message.packet_id)
+                acked = self._incoming_qos2.get(packet_id)
                 if acked is not None:  # a redelivery: handled once already
                     if acked:
-                        self._send(p.ack(p.PUBREC, message.packet_id))
+                        self._send(p.ack(p.PUBREC, packet_id))
                     return
-                self._incoming_qos2[message.packet_id] = False
+                self._incoming_qos2[packet_id] = False
+            elif message.qos == 1:
+                if packet_id in self._forwarded:
+                    return  # a redelivery of one still on its way: its ack will come
+                if packet_id in self._owed_acks:
+                    return
+            if message.qos:
+                self._forwarded[packet_id] = message.qos
             self._events.on_message(self, message)
         elif kind == p.PUBACK:
             out = self._inflight.pop(p.parse_packet_id(body), None)
@@ -289,6 +350,7 @@ class MqttSession:
             self._incoming_qos2.pop(packet_id, None)
             self._send(p.ack(p.PUBCOMP, packet_id))
         elif kind == p.SUBACK:
+            self._subscribe_ids.discard(p.parse_packet_id(body))
             if b"\x80" in body[2:]:
                 log.warning(
                     "%s broker refused a subscription (SUBACK %s)",
@@ -309,6 +371,10 @@ class MqttSession:
         keepalive = self.endpoint.keepalive
         if self._ping_sent is not None and now - self._ping_sent > keepalive:
             raise ConnectionError(f"{self.endpoint.name} broker stopped answering PINGREQ")
-        if self._ping_sent is None and now - self._last_sent >= keepalive * 0.75:
+        quiet = now - self._last_sent >= keepalive * 0.75
+        # Sending alone proves nothing on a half-open link: also ping when
+        # nothing has come back for a keepalive period.
+        deaf = now - self._last_received >= keepalive
+        if self._ping_sent is None and (quiet or deaf):
             self._send(p.PINGREQ_PACKET)
             self._ping_sent = now

@@ -42,7 +42,7 @@ def answer_admin(op: str, request: dict[str, Any], peer: Peer, keys: TokenKeys) 
     # Malformed requests are answered before the token is touched.
     create = wire.parse_create_key(request) if op == "create_key" else None
     delete = wire.parse_delete_key(request) if op == "delete_key" else None
-    listed_uri = _uri(parse_uri_field(request)) if op == "list_keys" else None
+    listed_uri = keys.confine(parse_uri_field(request)) if op == "list_keys" else None
     tokens = p11admin.TokenAdministration(load_module(keys.module_path), keys.admin_pin())
     with keys.remember_pin_failure():
         if op == "list_tokens":
@@ -52,12 +52,16 @@ def answer_admin(op: str, request: dict[str, Any], peer: Peer, keys: TokenKeys) 
             return {"ok": True, "keys": [wire.key_to_wire(k) for k in listed]}
         if create is not None:
             created = tokens.create_key(
-                _uri(create.uri), create.key_type, create.label, create.key_id, create.force_new
+                keys.confine(create.uri),
+                create.key_type,
+                create.label,
+                create.key_id,
+                create.force_new,
             )
             return {"ok": True, "reused": created.reused, "key": wire.key_to_wire(created.entry)}
         assert delete is not None
         _refuse_default_key(keys, tokens, delete)
-        deleted = tokens.delete_key(_uri(delete.uri), delete.label, delete.key_id)
+        deleted = tokens.delete_key(keys.confine(delete.uri), delete.label, delete.key_id)
         keys.forget_signers()
         return {"ok": True, "deleted": deleted}
 

@@ -11,11 +11,31 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-from edgeagent.errors import KeyNotFound, PinIncorrect, PinLocked
-from edgeagent.pkcs11.uri import Pkcs11Uri
+from edgeagent.errors import (
+    InvalidKeyUri,
+    KeyNotFound,
+    PinIncorrect,
+    PinLocked,
+    TokenNotFound,
+    TokenOperationFailed,
+)
+from edgeagent.pkcs11.module import load_module
+from edgeagent.pkcs11.tokens import list_tokens
+from edgeagent.pkcs11.uri import Pkcs11Uri, format_uri
 from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
+
+MAX_OPEN_KEYS = 32
+
+# What identifies a token in a selected key's URI (slots are not in it).
+_TOKEN_IDENTITY = ("manufacturer", "model", "serial", "token")
+
+
+def _bare(value: str) -> str:
+    # tpm2-pkcs11 pads its text fields with NULs; PKCS#11 with blanks.
+    return value.rstrip("\0 ")
 
 
 class TokenKeys:
@@ -25,34 +45,100 @@ class TokenKeys:
         self._default_uri = default_uri
         self._signers: dict[str | None, ModuleSigner] = {}
         self._pin_failure: PinIncorrect | PinLocked | None = None
+        self._scope: Pkcs11Uri | None = None
         self._lock = threading.Lock()
 
     def signer(self, uri: str | None) -> ModuleSigner:
-        """The signer for ``uri`` (None: the service's default key)."""
-        wanted = uri or self._default_uri
+        """The signer for a client's ``uri`` (None: the service's default key)."""
         with self._lock:
-            signer = self._signers.get(wanted)
-            if signer is None:
-                # A session already logged in needs no PIN: a refused PIN for
-                # another URI (another token) must not stop serving this one.
-                if self._pin_failure is not None:
-                    raise self._pin_failure
-                try:
-                    signer = open_module_signer(self._module_path, wanted, self._pin)
-                except (PinIncorrect, PinLocked) as failure:
-                    self._pin_failure = failure
-                    raise
-                if not self._in_scope(signer):
-                    location = signer.location
-                    signer.close()
-                    raise KeyNotFound(
-                        f"the signing service serves only keys on the token of "
-                        f"{self._default_uri}; {uri} selects {location}",
-                        "ask for a key on that token, or point the service's "
-                        "device.cryptoki.uri at the other token",
-                    )
-                self._signers[wanted] = signer
+            if not uri:
+                return self._open(self._default_uri)
+            return self._open(format_uri(self._confine(uri)))
+
+    def confine(self, uri: str | None) -> Pkcs11Uri:
+        """A client's URI, limited to the served token (for admin requests too)."""
+        with self._lock:
+            return self._confine(uri or "pkcs11:")
+
+    def _confine(self, text: str) -> Pkcs11Uri:
+        """Refuse what a client must not choose; pin the URI to the served token.
+
+        Done before any login: a client must not make the service read files
+        (pin-source), use a PIN of the client's (pin-value), load another
+        module, or spend PIN attempts on tokens it does not serve.
+        """
+        uri = Pkcs11Uri.parse(text)
+        if uri.pin_value or uri.pin_source or uri.module_path or uri.module_name:
+            raise InvalidKeyUri(
+                "the signing service takes no pin-value, pin-source, module-path or "
+                "module-name from its clients",
+                "remove the query part (after '?') from the key URI: the service uses "
+                "its own PIN and module",
+            )
+        scope = self._scope_uri()
+        merged = {}
+        for name in _TOKEN_IDENTITY:
+            mine, theirs = getattr(scope, name), getattr(uri, name)
+            if theirs is not None and mine is not None and _bare(theirs) != _bare(mine):
+                raise KeyNotFound(
+                    f"the signing service serves only keys on the token "
+                    f"{format_uri(scope)}; {text} names another token",
+                    "ask for a key on that token, or point the service's "
+                    "device.cryptoki.uri at the other token",
+                )
+            merged[name] = theirs if theirs is not None else mine
+        return replace(uri, **merged)
+
+    def _scope_uri(self) -> Pkcs11Uri:
+        """The served token: from the service's URI, else its default key's token."""
+        if self._scope is None:
+            base = Pkcs11Uri.parse(self._default_uri) if self._default_uri else None
+            if base is None or not any(getattr(base, n) for n in _TOKEN_IDENTITY):
+                base = self._only_token()
+            self._scope = Pkcs11Uri(**{n: getattr(base, n) for n in _TOKEN_IDENTITY})
+        return self._scope
+
+    def _only_token(self) -> Pkcs11Uri:
+        """With no token named in the service's URI: the module's only token."""
+        tokens = list_tokens(load_module(self._module_path))
+        if len(tokens) != 1:
+            raise TokenNotFound(
+                f"the signing service's device.cryptoki.uri names no token and the module "
+                f"has {len(tokens)} tokens, so it cannot tell which one it serves",
+                "set device.cryptoki.uri (of the service) to the token's URI, e.g. "
+                "pkcs11:token=<label> (agent hsm list-tokens prints it)",
+            )
+        return tokens[0].description.uri
+
+    def _open(self, wanted: str | None) -> ModuleSigner:
+        signer = self._signers.get(wanted)
+        if signer is not None:
             return signer
+        # A session already logged in needs no PIN: a refused PIN for
+        # another URI must not stop serving the keys already open.
+        if self._pin_failure is not None:
+            raise self._pin_failure
+        if len(self._signers) >= MAX_OPEN_KEYS:
+            raise TokenOperationFailed(
+                f"the signing service keeps at most {MAX_OPEN_KEYS} keys open",
+                "restart the service; check for a client asking for many different keys",
+            )
+        try:
+            signer = open_module_signer(self._module_path, wanted, self._pin)
+        except (PinIncorrect, PinLocked) as failure:
+            self._pin_failure = failure
+            raise
+        if not self._in_scope(signer):
+            location = signer.location
+            signer.close()
+            raise KeyNotFound(
+                f"the signing service serves only keys on the token of "
+                f"{self._default_uri}; {wanted} selects {location}",
+                "ask for a key on that token, or point the service's "
+                "device.cryptoki.uri at the other token",
+            )
+        self._signers[wanted] = signer
+        return signer
 
     def _in_scope(self, signer: ModuleSigner) -> bool:
         """Is the selected key on the token the service was configured to serve?
@@ -63,17 +149,12 @@ class TokenKeys:
         anyway (and `agent hsm` rotates keys within it); the object and id of
         the service's URI only choose its default key.
         """
-        if not self._default_uri:
-            return True
-        scope = Pkcs11Uri.parse(self._default_uri)
+        if self._scope is None:
+            return True  # this is the default key that defines the scope
         selected = Pkcs11Uri.parse(signer.location)
-        # The fields a selected key's URI carries (slots are not in it).
-        for name in ("manufacturer", "model", "serial", "token"):
-            wanted, got = getattr(scope, name), getattr(selected, name)
-            if isinstance(wanted, str) and isinstance(got, str):
-                # tpm2-pkcs11 pads its text fields with NULs; PKCS#11 with blanks.
-                wanted, got = wanted.rstrip("\0 "), got.rstrip("\0 ")
-            if wanted is not None and got != wanted:
+        for name in _TOKEN_IDENTITY:
+            wanted, got = getattr(self._scope, name), getattr(selected, name)
+            if wanted is not None and (got is None or _bare(got) != _bare(wanted)):
                 return False
         return True
 

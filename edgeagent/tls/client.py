@@ -176,3 +176,11 @@ class TlsClientContext:
             ) from error
         except TLSError as error:
             raise TlsHandshakeFailed(f"TLS handshake with {host} failed: {error}") from error
+        except OSError:
+            raise
+        except Exception as error:
+            # tlslite can fail in ways it does not wrap (struct errors, asserts
+            # on malformed input): a handshake failure, never a crash.
+            raise TlsHandshakeFailed(
+                f"TLS handshake with {host} failed: {type(error).__name__}: {error}"
+            ) from error

@@ -23,6 +23,7 @@ from tlslite.constants import GroupName
 from tlslite.errors import TLSIllegalParameterException
 from tlslite.tlsconnection import TLSConnection
 
+from edgeagent.errors import ServerCertificateUntrusted
 from edgeagent.tls.aead import install_fast_aead
 
 ChainCheck = Callable[[list[x509.Certificate]], None]
@@ -157,7 +158,13 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         self, certificate: Any, settings: Any, tack_ext: Any = None
     ) -> Generator[Any, None, None]:
         presented = certificate.cert_chain
-        chain = [x509.load_der_x509_certificate(bytes(c.bytes)) for c in presented.x509List]
+        try:
+            chain = [x509.load_der_x509_certificate(bytes(c.bytes)) for c in presented.x509List]
+        except ValueError as error:  # tlslite's parser is laxer than ours
+            raise ServerCertificateUntrusted(
+                f"the server sent a certificate that is not valid DER X.509: {error}",
+                "the cloud endpoint's certificate is malformed, or this is not the cloud",
+            ) from error
         self._check_chain(chain)  # raises our error: the handshake stops here
         self.server_chain_checked = True
         result: Any = None

@@ -635,7 +635,11 @@ def test_keys_on_other_tokens_are_not_served(
     service: P11Server = service_factory().start()  # configured with device_key's URI
     with pytest.raises(errors.KeyNotFound) as caught:
         SocketSigner(service.socket_path, foreign.uri)
-    assert "only keys on the token of" in caught.value.cause
+    assert "serves only keys on the token" in caught.value.cause
+    # Nothing a client puts in the URI's query is used: no files read, no PIN tried.
+    for query in ("pin-source=/dev/zero", "pin-value=guess", "module-path=/tmp/x.so"):
+        with pytest.raises(errors.InvalidKeyUri):
+            SocketSigner(service.socket_path, f"{device_key.uri}?{query}")
     # Another key on the served token (e.g. after `agent hsm create-key`) is fine.
     signer = SocketSigner(service.socket_path, same_token.uri)
     assert signer.public_key() == same_token.public_key
