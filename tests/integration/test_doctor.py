@@ -42,9 +42,7 @@ def gateway(
     softhsm_token: SoftHsmToken,
 ) -> Iterator[Gateway]:
     gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.set("device.cryptoki.mode", "module")
-    gw.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
-    gw.set("device.cryptoki.pin", softhsm_token.pin)
+    gw.use_module(SOFTHSM_MODULE, softhsm_token.pin)
     yield gw
 
 

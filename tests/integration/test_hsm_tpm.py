@@ -33,9 +33,7 @@ def gateway(
     software_tpm: SoftwareTpm,
 ) -> Iterator[Gateway]:
     gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.set("device.cryptoki.mode", "module")
-    gw.set("device.cryptoki.module_path", str(TPM2_PKCS11_MODULE))
-    gw.set("device.cryptoki.pin", software_tpm.pin)
+    gw.use_module(TPM2_PKCS11_MODULE, software_tpm.pin)
     gw.set("device.cert_path", str(tmp_path / "certs" / "device.pem"))
     yield gw
     gw.agent("disconnect", "c8y")

@@ -58,6 +58,12 @@ class Gateway:
     def local_client(self) -> MqttProbe:
         return MqttProbe(self.local.host, self.local.port)
 
+    def use_module(self, module: Path, pin: str) -> None:
+        """Module mode: the agent loads ``module`` and logs in with ``pin``."""
+        self.set("device.cryptoki.mode", "module")
+        self.set("device.cryptoki.module_path", str(module))
+        self.set("device.cryptoki.pin", pin)
+
     @property
     def run_dir(self) -> Path:
         return self.config_dir.parent / "run"
