@@ -64,9 +64,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_get(args: argparse.Namespace) -> int:
-    from edgeagent.config import get
+    from edgeagent.config.quick import quick_get
 
-    value = get(config_dir_from(args), args.key, reveal=args.reveal)
+    # Without pydantic when the answer is certain; else the full path.
+    value = quick_get(config_dir_from(args), args.key, reveal=args.reveal)
+    if value is None:
+        from edgeagent.config import get
+
+        value = get(config_dir_from(args), args.key, reveal=args.reveal)
     print(value)
     if value == HIDDEN and not args.reveal:
         print(f"note: {args.key} is secret; add --reveal to print it", file=sys.stderr)
