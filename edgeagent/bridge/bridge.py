@@ -38,6 +38,11 @@ MAX_BACKOFF = 60.0
 STABLE_AFTER = 30.0  # a connection this old resets the back-off
 TICK = 1.0
 HIGH_WATER = 512 * 1024
+MAX_PENDING = 1000
+"""Stop reading a side while the other holds this many unacknowledged
+messages: brokers do not reliably bound what they send a client (mosquitto
+sent thousands past its max_inflight_messages in our tests), so the bridge
+bounds its own memory and TCP pushes back to the source broker."""
 """Stop reading a side while the other has this much unsent: TCP then pushes
 back to the source broker instead of the bridge hoarding messages."""
 
@@ -102,7 +107,11 @@ class Bridge:
                         self._guard(side, session.flush)
                         if session.up:
                             other = self.cloud if session is self.local else self.local
-                            events = 0 if other.write_backlog > HIGH_WATER else selectors.EVENT_READ
+                            full = other.write_backlog > HIGH_WATER or other.backlog >= MAX_PENDING
+                            # Keep reading while our ping waits for its answer, or a
+                            # long pause would make a healthy link look dead.
+                            paused = full and not session.awaiting_ping
+                            events = 0 if paused else selectors.EVENT_READ
                             if session.wants_write:
                                 events |= selectors.EVENT_WRITE
                             self._watch(selector, side, events)

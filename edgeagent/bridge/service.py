@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,46 +170,6 @@ def process_alive(pid: int) -> bool:
         return False
     # Field 3, after the parenthesised command name (which may hold spaces).
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-@contextlib.contextmanager
-def hold_pid_file(path: Path) -> Iterator[None]:
-    """Claim ``path`` for this process's life; refuse if a live bridge holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(5):
-        handle = path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            handle.close()
-            raise ServiceError(
-                f"another bridge (pid {holder}) already holds {path}",
-                "stop it first: agent disconnect <cloud>",
-            ) from None
-        # Someone checking for a stale file may have unlinked it between our
-        # open and our lock: then we hold a file nobody else can see. Retry.
-        try:
-            same = os.fstat(handle.fileno()).st_ino == path.stat().st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        handle.close()
-    else:
-        raise ServiceError(f"could not claim {path}: it keeps being replaced")
-    with handle:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            # Unlink while still holding the lock, so nobody reads a stale pid.
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
 
 
 def _systemctl(*args: str) -> None:

@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    from edgeagent.bridge.pidfile import hold_pid_file
     from edgeagent.bridge.runtime import read_plan, run_plan
-    from edgeagent.bridge.service import hold_pid_file
 
     stop = threading.Event()
 

@@ -235,6 +235,10 @@ class MqttSession:
             self._send(p.ack(p.PUBREC, packet_id))
 
     @property
+    def awaiting_ping(self) -> bool:
+        return self._ping_sent is not None
+
+    @property
     def backlog(self) -> int:
         return len(self._inflight) + len(self._queue)
 

@@ -98,3 +98,19 @@ def test_the_running_bridge_is_the_lean_runtime(gateway: Gateway) -> None:
     assert "_rust.abi3.so" in maps
     # ...and pydantic's is not: the configuration layer stayed behind at exec.
     assert "_pydantic_core" not in maps
+
+
+def test_a_backlog_larger_than_the_bridge_holds_arrives_whole(gateway: Gateway) -> None:
+    from edgeagent.bridge.bridge import MAX_PENDING
+
+    count = 4 * MAX_PENDING  # the bridge stops reading at MAX_PENDING: TCP pushes back
+    with gateway.local_client() as local:
+        gateway.cloud.stop()
+        for i in range(count):
+            local.publish("c8y/s/us", b"%05d" % i, qos=1, timeout=30)
+        gateway.cloud.start()
+        with gateway.cloud_app() as cloud:
+            cloud.subscribe("s/us", qos=1)
+            cloud.wait_for(count, "s/us", timeout=120)
+            received = {int(m.payload) for m in cloud.messages}
+    assert received == set(range(count))
