@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import shutil
 import signal
@@ -51,7 +52,7 @@ class BridgeService:
     def log_file(self) -> Path:
         return self.log_dir / f"bridge-{self.cloud}.log"
 
-    @property
+    @functools.cached_property
     def manager(self) -> str:
         """ "systemd" when the unit can serve this config dir, else "none"."""
         if self.config_dir.resolve() != DEFAULT_CONFIG_DIR or not systemd_is_running():

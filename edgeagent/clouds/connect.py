@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,14 +43,6 @@ class Progress(Protocol):
     def step(self, label: str) -> AbstractContextManager[None]: ...
 
 
-@dataclass(frozen=True)
-class ConnectResult:
-    device_id: str
-    cryptoki: bool
-    connack_seconds: float
-    handshake_seconds: float
-
-
 def _service(config: AgentConfig, config_dir: Path, cloud: str) -> BridgeService:
     return BridgeService(cloud, config_dir, config.run.path, config.logs.path)
 
@@ -79,7 +70,7 @@ def _load(config_dir: Path, cloud: str) -> tuple[AgentConfig, CloudProfile]:
     return config, profile
 
 
-def connect(config_dir: Path, cloud: str, progress: Progress) -> ConnectResult:
+def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
     """Check everything, start the bridge, and wait until it reports the cloud up."""
     with progress.step("Reading the configuration"):
         config, profile = _load(config_dir, cloud)
@@ -115,12 +106,6 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> ConnectResult:
     progress.detail("service", how)
     with progress.step(f"Verifying the device is connected to {profile.title}"):
         wait_until_healthy(config, profile, service)
-    return ConnectResult(
-        device.device_id,
-        device.signer.cryptoki,
-        result.connack_seconds,
-        device.tls.last_handshake.seconds,
-    )
 
 
 def disconnect(config_dir: Path, cloud: str, progress: Progress) -> bool:

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeagent.bridge.probe import probe
 from edgeagent.clouds.device import Device
@@ -34,6 +35,9 @@ from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
 from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors
+
+if TYPE_CHECKING:
+    from edgeagent.pkcs11.uri import Pkcs11Uri
 
 
 @dataclass(frozen=True)
@@ -95,12 +99,9 @@ def _read_config(state: _State) -> str:
 
 def _module_path(state: _State) -> Path:
     from edgeagent.pkcs11.modules import module_for
-    from edgeagent.pkcs11.uri import Pkcs11Uri
 
     assert state.config is not None
-    uri = _token_uri(state)
-    assert isinstance(uri, Pkcs11Uri)
-    return module_for(uri, state.config.device.cryptoki.module_path)
+    return module_for(_token_uri(state), state.config.device.cryptoki.module_path)
 
 
 def _module_loads(state: _State) -> str:
@@ -109,7 +110,7 @@ def _module_loads(state: _State) -> str:
     return load_module(_module_path(state)).description
 
 
-def _token_uri(state: _State) -> object:
+def _token_uri(state: _State) -> Pkcs11Uri:
     from edgeagent.pkcs11.uri import Pkcs11Uri
 
     assert state.profile is not None
@@ -120,11 +121,8 @@ def _token_uri(state: _State) -> object:
 def _token_present(state: _State) -> str:
     from edgeagent.pkcs11.module import load_module
     from edgeagent.pkcs11.tokens import find_tokens
-    from edgeagent.pkcs11.uri import Pkcs11Uri
 
-    uri = _token_uri(state)
-    assert isinstance(uri, Pkcs11Uri)
-    tokens = find_tokens(load_module(_module_path(state)), uri)
+    tokens = find_tokens(load_module(_module_path(state)), _token_uri(state))
     return tokens[0].description.summary()
 
 

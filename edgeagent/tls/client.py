@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.x509.verification import Store
 from tlslite.constants import AlertDescription
 from tlslite.errors import (
     TLSAbruptCloseError,
@@ -97,6 +98,7 @@ class TlsClientContext:
         self._chain = X509CertChain()
         self._chain.parsePemList(self.cert_chain_pem)
         self._key = SignerKey(self.signer)
+        self._store = Store(self.anchors)
 
     def wrap_socket(
         self,
@@ -122,9 +124,7 @@ class TlsClientContext:
         # flight (~40-80 ms on Linux).
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = AgentTLSConnection(
-            sock, lambda chain: verify_server_chain(chain, host, self.anchors)
-        )
+        conn = AgentTLSConnection(sock, lambda chain: verify_server_chain(chain, host, self._store))
         wrapped = TlsSocket(sock, conn, handshake)
         if do_handshake_on_connect:
             wrapped.do_handshake()

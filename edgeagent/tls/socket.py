@@ -47,10 +47,6 @@ class TlsSocket:
         self._buffer = b""
         self._closed = False
 
-    @property
-    def connection(self) -> TLSConnection:
-        return self._conn
-
     def do_handshake(self) -> None:
         """Blocking handshake + server verification; raises our TLS errors."""
         self._handshake(self._conn)
@@ -118,10 +114,6 @@ class TlsSocket:
             self._flush(block=False)  # raises SSLWantWriteError: paho retries later
         self._out += data
         return len(data)
-
-    def sendall(self, data: bytes) -> None:
-        self._out += data
-        self._flush(block=True)
 
     def pending(self) -> int:
         """Decrypted bytes ready without touching the network (paho #131).

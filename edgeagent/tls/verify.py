@@ -87,13 +87,14 @@ def _hostname_matches(pattern: str, host: str) -> bool:
 def verify_server_chain(
     chain: list[x509.Certificate],
     host: str,
-    anchors: list[x509.Certificate],
+    store: Store,
     now: datetime.datetime | None = None,
 ) -> None:
     """Raise one of our TLS errors unless ``chain`` is valid for ``host``.
 
     ``chain[0]`` is the server's certificate, the rest are intermediates as
-    the server sent them.
+    the server sent them. ``store`` is built once per TLS context: a system
+    store of ~150 roots costs ~0.5 ms to build, every handshake otherwise.
     """
     if not chain:
         raise ServerCertificateUntrusted("the server sent no certificate")
@@ -103,7 +104,7 @@ def verify_server_chain(
         subject = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         subject = x509.DNSName(host)
-    verifier = PolicyBuilder().store(Store(anchors)).time(now).build_server_verifier(subject)
+    verifier = PolicyBuilder().store(store).time(now).build_server_verifier(subject)
     try:
         verifier.verify(chain[0], chain[1:])
     except VerificationError as error:

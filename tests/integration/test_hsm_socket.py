@@ -22,31 +22,20 @@ from tests.integration.test_socket_mode import NOBODY, SYSTEM_PYTHON, P11Server
 from tests.support.gateway import Gateway, new_gateway
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import TestPki
+from tests.support.raw_client import PREAMBLE
 from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
-# A client written against docs/signing-protocol.md alone, run as another user.
-ADMIN_CLIENT = """
-import json, socket, struct, sys
-conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-conn.settimeout(20)
-conn.connect(sys.argv[1])
-def ask(request):
-    body = json.dumps(request).encode()
-    conn.sendall(struct.pack(">I", len(body)) + body)
-    header = b""
-    while len(header) < 4:
-        header += conn.recv(4 - len(header))
-    (length,) = struct.unpack(">I", header)
-    body = b""
-    while len(body) < length:
-        body += conn.recv(length - len(body))
-    return json.loads(body)
+# Lists or administers keys as another user, through the protocol alone.
+ADMIN_CLIENT = (
+    PREAMBLE
+    + """
 ask({"op": "hello", "versions": [1]})
 for line in sys.argv[2:]:
     print(json.dumps(ask(json.loads(line))))
 """
+)
 
 
 def code(cls: type[errors.AgentError]) -> int:

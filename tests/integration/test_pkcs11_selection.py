@@ -6,7 +6,6 @@ import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -16,27 +15,11 @@ from edgeagent.errors import KeyNotFound, MissingConfigValue, PinIncorrect, Toke
 from edgeagent.pkcs11.module import load_module
 from edgeagent.pkcs11.tokens import list_tokens
 from edgeagent.pkcs11.uri import parse_uri
-from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
+from edgeagent.signing.module_signer import ModuleSigner
 from edgeagent.signing.signer import sign_data
-from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
+from tests.support.softhsm import SOFTHSM_MODULE, OpenSigner, SoftHsm, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
-
-OpenSigner = Callable[[str | None, str | None], ModuleSigner]
-
-
-@pytest.fixture
-def open_signer() -> Iterator[OpenSigner]:
-    opened: list[ModuleSigner] = []
-
-    def open_(uri: str | None, pin: str | None) -> ModuleSigner:
-        signer = open_module_signer(SOFTHSM_MODULE, uri, pin)
-        opened.append(signer)
-        return signer
-
-    yield open_
-    for signer in opened:
-        signer.close()
 
 
 def signs_with(signer: ModuleSigner, key: SoftHsmKey) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography import x509
@@ -17,9 +16,8 @@ from cryptography.x509.oid import NameOID
 from edgeagent.errors import CertificateKeyMismatch, UnsupportedKeyType
 from edgeagent.pkcs11.uri import parse_uri
 from edgeagent.signing.match import check_matches_certificate
-from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
 from edgeagent.signing.signer import HashName, Padding, PublicKey, Signer, sign_data
-from tests.support.softhsm import SOFTHSM_MODULE, KeySpec, SoftHsmToken
+from tests.support.softhsm import KeySpec, OpenSigner, SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
@@ -28,23 +26,6 @@ HASHES: dict[HashName, hashes.HashAlgorithm] = {
     "sha384": hashes.SHA384(),
     "sha512": hashes.SHA512(),
 }
-
-OpenSigner = Callable[[str | None, str | None], ModuleSigner]
-
-
-@pytest.fixture
-def open_signer() -> Iterator[OpenSigner]:
-    """open_module_signer on SoftHSM, closed at the end of the test."""
-    opened: list[ModuleSigner] = []
-
-    def open_(uri: str | None, pin: str | None) -> ModuleSigner:
-        signer = open_module_signer(SOFTHSM_MODULE, uri, pin)
-        opened.append(signer)
-        return signer
-
-    yield open_
-    for signer in opened:
-        signer.close()
 
 
 def verify(

@@ -38,6 +38,7 @@ from edgeagent.signing.socket_signer import SocketSigner
 from tests.support.gateway import AGENT, Gateway, issue_device_cert, new_gateway
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import TestPki
+from tests.support.raw_client import PREAMBLE
 from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
@@ -47,31 +48,16 @@ NOBODY = 65534
 # the test venv's interpreter may live. The child uses the standard library only.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-# A client written against docs/signing-protocol.md alone: no edgeagent import.
-RAW_CLIENT = """
-import json, socket, struct, sys
-conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-conn.settimeout(10)
-conn.connect(sys.argv[1])
-def ask(request):
-    body = json.dumps(request).encode()
-    conn.sendall(struct.pack(">I", len(body)) + body)
-    header = b""
-    while len(header) < 4:
-        chunk = conn.recv(4 - len(header))
-        if not chunk:
-            return None
-        header += chunk
-    (length,) = struct.unpack(">I", header)
-    body = b""
-    while len(body) < length:
-        body += conn.recv(length - len(body))
-    return json.loads(body)
+# hello, then ping, through the protocol alone (tests/support/raw_client.py).
+RAW_CLIENT = (
+    PREAMBLE
+    + """
 hello = ask({"op": "hello", "versions": [1]})
 print(json.dumps(hello))
 if hello and hello.get("ok"):
     print(json.dumps(ask({"op": "ping"})))
 """
+)
 
 
 # -- the signing service as a user starts it ---------------------------------------------

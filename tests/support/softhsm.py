@@ -29,7 +29,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from edgeagent.pkcs11.module import loaded_module
+from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 """Debian's path (a symlink into /usr/lib/<triplet>/softhsm/)."""
@@ -242,3 +243,21 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
 def softhsm_token(softhsm: SoftHsm) -> SoftHsmToken:
     """A fresh token with PIN ``USER_PIN`` and no keys."""
     return softhsm.create_token()
+
+
+OpenSigner = Callable[[str | None, str | None], ModuleSigner]
+
+
+@pytest.fixture
+def open_signer() -> Iterator[OpenSigner]:
+    """open_module_signer on SoftHSM, closed at the end of the test."""
+    opened: list[ModuleSigner] = []
+
+    def open_(uri: str | None, pin: str | None) -> ModuleSigner:
+        signer = open_module_signer(SOFTHSM_MODULE, uri, pin)
+        opened.append(signer)
+        return signer
+
+    yield open_
+    for signer in opened:
+        signer.close()
