@@ -26,7 +26,7 @@ from edgeagent.p11server.keys import TokenKeys
 from edgeagent.p11server.peers import Peer, PeerPolicy, peer_of
 from edgeagent.protocol import messages as m
 from edgeagent.protocol.admin import ADMIN_OPS
-from edgeagent.protocol.frame import FrameError, PeerClosed, read_frame, write_frame
+from edgeagent.protocol.frame import FrameError, FrameStream, PeerClosed, encode_frame
 
 log = logging.getLogger("edgeagent.p11server")
 
@@ -100,11 +100,11 @@ class SigningServer:
             self._slots.release()
 
     def _conversation(self, conn: socket.socket, peer: Peer) -> None:
+        stream = FrameStream(conn, idle_timeout=IDLE_TIMEOUT, frame_timeout=FRAME_TIMEOUT)
         greeted = False
         while not self._stop.is_set():
-            conn.settimeout(IDLE_TIMEOUT)
             try:
-                body = read_frame(conn, frame_timeout=FRAME_TIMEOUT)
+                body = stream.read()
             except PeerClosed:
                 return
             except TimeoutError:
@@ -115,7 +115,6 @@ class SigningServer:
                 # The stream can't be trusted past a framing fault: answer, close.
                 _send_quietly(conn, m.error_response("bad_request", str(error)))
                 return
-            conn.settimeout(FRAME_TIMEOUT)
             try:
                 request = m.decode(body)
                 if not greeted and request.get("op") != "hello":
@@ -127,7 +126,7 @@ class SigningServer:
             except Exception as error:
                 log.exception("internal error answering a request")
                 response = m.error_response("internal", f"internal error: {type(error).__name__}")
-            write_frame(conn, m.encode(response))
+            stream.write(m.encode(response))
 
     def _answer(self, request: dict[str, Any], peer: Peer) -> dict[str, Any]:
         op = request.get("op")
@@ -171,7 +170,7 @@ class SigningServer:
 def _send_quietly(conn: socket.socket, response: dict[str, Any]) -> None:
     try:
         conn.settimeout(1.0)
-        write_frame(conn, m.encode(response))
+        conn.sendall(encode_frame(m.encode(response)))
     except OSError:
         pass
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from edgeagent import errors
 from edgeagent.protocol import messages as m
-from edgeagent.protocol.frame import FrameError, PeerClosed, read_frame, write_frame
+from edgeagent.protocol.frame import FrameError, FrameStream, PeerClosed
 
 # Slow tokens (a TPM) sign in hundreds of ms, sometimes seconds.
 REQUEST_TIMEOUT = 60.0
@@ -32,17 +32,17 @@ class ServiceConnection:
         self.path = socket_path
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._conn: socket.socket | None = None
+        self._stream: FrameStream | None = None
 
     def request(self, request: dict[str, Any], *, retry: bool = True) -> dict[str, Any]:
         """Send ``request``, return the ``ok`` reply; raise our error for an error reply."""
         with self._lock:
             for attempt in (1, 2):
-                fresh = self._conn is None
-                conn = self._connect()
+                fresh = self._stream is None
+                stream = self._connect()
                 try:
-                    write_frame(conn, m.encode(request))
-                    reply = m.decode(read_frame(conn))
+                    stream.write(m.encode(request))
+                    reply = m.decode(stream.read())
                 except (PeerClosed, FrameError, BrokenPipeError, ConnectionResetError) as error:
                     self._disconnect()
                     if attempt == 2 or fresh or not retry:
@@ -72,9 +72,9 @@ class ServiceConnection:
         with self._lock:
             self._disconnect()
 
-    def _connect(self) -> socket.socket:
-        if self._conn is not None:
-            return self._conn
+    def _connect(self) -> FrameStream:
+        if self._stream is not None:
+            return self._stream
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(self._timeout)
         try:
@@ -98,9 +98,10 @@ class ServiceConnection:
                 f"permission denied on the signing service socket {self.path}",
                 "run the agent as a user in the socket's group (p11_server.socket_group)",
             ) from None
+        stream = FrameStream(conn, idle_timeout=self._timeout, frame_timeout=self._timeout)
         try:
-            write_frame(conn, m.encode({"op": "hello", "versions": list(m.VERSIONS)}))
-            reply = m.decode(read_frame(conn))
+            stream.write(m.encode({"op": "hello", "versions": list(m.VERSIONS)}))
+            reply = m.decode(stream.read())
         except (OSError, PeerClosed, FrameError, m.BadRequest) as error:
             conn.close()
             raise errors.SignerUnreachable(
@@ -112,10 +113,10 @@ class ServiceConnection:
         except errors.AgentError:
             conn.close()
             raise
-        self._conn = conn
-        return conn
+        self._stream = stream
+        return stream
 
     def _disconnect(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None

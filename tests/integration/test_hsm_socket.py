@@ -18,6 +18,7 @@ import pytest
 
 from edgeagent import errors
 from edgeagent.cli.exit_codes import exit_code_for
+from edgeagent.signing.socket_signer import SocketSigner
 from tests.integration.test_socket_mode import NOBODY, SYSTEM_PYTHON, P11Server
 from tests.support.gateway import Gateway, new_gateway
 from tests.support.mosquitto import Mosquitto
@@ -133,12 +134,18 @@ def test_delete_key_through_the_service_and_its_own_refusal(
     )
     assert made.returncode == 0, made.stderr
     gateway.set("c8y.device.key_uri", "pkcs11:token=elsewhere;object=x")
+    # A client that signed with the key: the service keeps its handle until the delete.
+    signer = SocketSigner(service[0].socket_path, f"{softhsm_token.uri};object=spare")
+    assert len(signer.sign_digest(bytes(32), "sha256", "ecdsa")) > 64
     deleted = gateway.agent(
         "hsm", "delete-key", "--token-uri", softhsm_token.uri, "--label", "spare"
     )
     assert deleted.returncode == 0, deleted.stderr
     assert "deleted private key" in deleted.stdout and "deleted public key" in deleted.stdout
     assert "spare" not in gateway.agent("hsm", "list-keys", "--uri", softhsm_token.uri).stdout
+    with pytest.raises(errors.KeyNotFound):  # looked up afresh, not a stale handle
+        signer.sign_digest(bytes(32), "sha256", "ecdsa")
+    signer.close()
 
     # The service's default key: refused by the service itself.
     served = gateway.agent(

@@ -1,7 +1,7 @@
-"""Property tests: the frame reader and the message decoder on arbitrary input.
+"""Property tests: the frame decoder and the message decoder on arbitrary input.
 
-Whatever a peer sends, the only exceptions are the protocol's own:
-FrameError / PeerClosed from the framing, our AgentError types (BadRequest
+Whatever a peer sends, in whatever pieces, the only exceptions are the
+protocol's own: FrameError from the framing, our AgentError types (BadRequest
 among them) from the messages. Anything else (KeyError, RecursionError,
 UnicodeError, struct.error, ...) would be a crash path in the server.
 
@@ -23,32 +23,10 @@ from edgeagent import errors
 from edgeagent.p11server.peers import Peer, PeerPolicy
 from edgeagent.p11server.server import SigningServer
 from edgeagent.protocol import messages as m
-from edgeagent.protocol.frame import MAX_FRAME, FrameError, PeerClosed, read_frame
+from edgeagent.protocol.frame import MAX_FRAME, FrameDecoder, FrameError
 from edgeagent.protocol.schemes import SCHEMES
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-class Chunks:
-    """A socket stand-in that hands out the bytes in the chunk sizes given."""
-
-    def __init__(self, data: bytes, sizes: list[int]) -> None:
-        self._data = data
-        self._sizes = sizes or [1]
-        self._turn = 0
-        self._timeout: float | None = 1.0
-
-    def recv(self, n: int) -> bytes:
-        size = self._sizes[self._turn % len(self._sizes)]
-        self._turn += 1
-        chunk, self._data = self._data[: min(n, size)], self._data[min(n, size) :]
-        return chunk
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def settimeout(self, value: float | None) -> None:
-        self._timeout = value
 
 
 def _frame(body: bytes) -> bytes:
@@ -92,24 +70,35 @@ streams = st.one_of(
 
 @FUZZ
 @given(stream=streams, sizes=st.lists(st.integers(1, 64), max_size=5))
-def test_reading_frames_from_any_bytes_raises_only_protocol_errors(
+def test_decoding_frames_from_any_bytes_raises_only_protocol_errors(
     stream: bytes, sizes: list[int]
 ) -> None:
-    source = Chunks(stream, sizes)
+    decoder = FrameDecoder()
+    sizes = sizes or [1]
     consumed = 0
-    while True:
-        try:
-            body = read_frame(source, frame_timeout=5)  # type: ignore[arg-type]
-        except (FrameError, PeerClosed):
-            return
-        consumed += 4 + len(body)
-        assert 1 <= len(body) <= MAX_FRAME
-        assert consumed <= len(stream)
-        try:
-            message = m.decode(body)
-        except errors.AgentError:
-            continue
-        assert isinstance(message, dict)
+    offset = 0
+    turn = 0
+    while offset < len(stream):
+        size = sizes[turn % len(sizes)]
+        turn += 1
+        decoder.feed(stream[offset : offset + size])
+        offset += size
+        while True:
+            try:
+                body = decoder.next_frame()
+            except FrameError:
+                return
+            if body is None:
+                break
+            consumed += 4 + len(body)
+            assert 1 <= len(body) <= MAX_FRAME
+            assert consumed <= offset
+            try:
+                message = m.decode(body)
+            except errors.AgentError:
+                continue
+            assert isinstance(message, dict)
+    assert decoder.idle == (consumed == len(stream))  # what is not a frame yet is kept
 
 
 class FakeSigner:

@@ -27,7 +27,7 @@ from edgeagent.cli.exit_codes import exit_code_for
 from edgeagent.p11server.peers import PeerPolicy
 from edgeagent.p11server.server import SigningServer
 from edgeagent.protocol import messages as m
-from edgeagent.protocol.frame import encode_frame, read_frame, write_frame
+from edgeagent.protocol.frame import FrameStream, encode_frame
 from edgeagent.protocol.schemes import DIGEST_SIZES, SCHEMES
 from edgeagent.signing.socket_signer import SocketSigner
 
@@ -235,8 +235,13 @@ class Served:
         return conn
 
     def ask(self, conn: socket.socket, request: dict[str, Any]) -> dict[str, Any]:
-        write_frame(conn, m.encode(request))
-        return m.decode(read_frame(conn))
+        FrameStream(conn, idle_timeout=5, frame_timeout=5).write(m.encode(request))
+        return self.answer(conn)
+
+    def answer(self, conn: socket.socket) -> dict[str, Any]:
+        """The next frame as JSON, without checking it is a protocol message."""
+        body: dict[str, Any] = json.loads(FrameStream(conn, idle_timeout=5, frame_timeout=5).read())
+        return body
 
 
 @pytest.fixture
@@ -363,12 +368,13 @@ def test_garbage_in_a_good_frame_is_answered_and_the_connection_goes_on(served: 
     conn = served.raw()
     served.ask(conn, {"op": "hello", "versions": [1]})
     conn.sendall(encode_frame(b"\x00garbage"))
-    assert json.loads(read_frame(conn))["error"]["code"] == "bad_request"
+    assert served.answer(conn)["error"]["code"] == "bad_request"
     assert served.ask(conn, {"op": "ping"}) == {"ok": True}
 
 
 def test_a_bad_length_is_answered_then_the_connection_is_closed(served: Served) -> None:
     conn = served.raw()
     conn.sendall(b"\x7f\xff\xff\xff")
-    assert json.loads(read_frame(conn))["error"]["code"] == "bad_request"
+    assert served.answer(conn)["error"]["code"] == "bad_request"
+    conn.settimeout(5)
     assert conn.recv(1) == b""
