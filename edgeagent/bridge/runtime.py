@@ -7,8 +7,6 @@ run_plan(plan, stop)           # what the new process runs
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from pathlib import Path
 from typing import NoReturn
@@ -16,6 +14,7 @@ from typing import NoReturn
 from edgeagent.bridge.bridge import Bridge
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.rules import TopicRules
+from edgeagent.lean_exec import exec_lean, read_payload
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.match import check_matches_certificate
@@ -29,26 +28,13 @@ RUNTIME_MODULE = "edgeagent.cli.bridge_runtime"
 
 
 def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
-    """Replace this process by the lean bridge runtime, handing it ``plan``.
-
-    The plan goes through a pipe whose read end the new program inherits
-    (it fits the pipe's buffer, so writing before exec cannot block).
-    """
-    read_end, write_end = os.pipe()
-    with os.fdopen(write_end, "wb") as pipe:
-        pipe.write(plan.to_json())
-    os.set_inheritable(read_end, True)
-    argv = [sys.executable, "-m", RUNTIME_MODULE, "--plan-fd", str(read_end)]
-    if pid_file is not None:
-        argv += ["--pid-file", str(pid_file)]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed argv
+    """Replace this process by the lean bridge runtime, handing it ``plan``."""
+    args = [] if pid_file is None else ["--pid-file", str(pid_file)]
+    exec_lean(RUNTIME_MODULE, plan.to_json(), *args)
 
 
 def read_plan(fd: int) -> BridgePlan:
-    with os.fdopen(fd, "rb") as pipe:
-        return BridgePlan.from_json(pipe.read())
+    return BridgePlan.from_json(read_payload(fd))
 
 
 def run_plan(plan: BridgePlan, stop: threading.Event) -> None:

@@ -1,26 +1,24 @@
 """The bridge's lean runtime: `agent bridge run` execs into this, same pid.
 
 Not a command for users: it reads its plan from an inherited pipe
-(``--plan-fd``). It imports neither the configuration layer nor paho.
+(``--payload-fd``, see `edgeagent.lean_exec`). It imports neither the
+configuration layer nor paho.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from types import FrameType
 
 from edgeagent.errors import AgentError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent bridge run (runtime)")
-    parser.add_argument("--plan-fd", type=int, required=True)
+    parser.add_argument("--payload-fd", type=int, required=True)
     parser.add_argument("--pid-file", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -28,15 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     from edgeagent.bridge.pidfile import hold_pid_file
     from edgeagent.bridge.runtime import read_plan, run_plan
+    from edgeagent.lean_exec import stop_on_signals
 
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    plan = read_plan(args.plan_fd)
+    stop = stop_on_signals()
+    plan = read_plan(args.payload_fd)
     holding: AbstractContextManager[object] = (
         nullcontext() if args.pid_file is None else hold_pid_file(args.pid_file)
     )

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 
 from edgeagent.cli.main import config_dir_from
 
 
 def _run(args: argparse.Namespace) -> int:
     from edgeagent.config import load_config
-    from edgeagent.p11server.run import ServerSettings, serve
+    from edgeagent.p11server.run import ServerSettings, exec_runtime
 
-    logging.getLogger("edgeagent").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     settings = ServerSettings.from_config(
         load_config(config_dir_from(args)),
         module_path=args.module_path,
@@ -26,15 +21,7 @@ def _run(args: argparse.Namespace) -> int:
         allowed_users=args.allow_users,
         allowed_groups=args.allow_groups,
     )
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    serve(settings, stop)
-    return 0
+    exec_runtime(settings, args.verbose)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

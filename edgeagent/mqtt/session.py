@@ -20,7 +20,6 @@ import contextlib
 import logging
 import random
 import socket
-import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -277,7 +276,7 @@ class MqttSession:
         if self._wbuf:
             try:
                 sent = self.sock.send(memoryview(self._wbuf)[:WRITE_CHUNK])
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            except BlockingIOError:  # and TLS's WantRead/WantWrite
                 sent = 0
             del self._wbuf[:sent]
         if self.endpoint.tls is not None:
@@ -300,7 +299,7 @@ class MqttSession:
         for _ in range(READS_PER_WAKEUP):
             try:
                 data = self.sock.recv(READ_SIZE)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except BlockingIOError:  # and TLS's WantRead/WantWrite
                 return False
             if not data:
                 raise ConnectionError(f"{self.endpoint.name} broker closed the connection")

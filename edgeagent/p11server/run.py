@@ -1,21 +1,32 @@
-"""Start the signing service from the configuration and command-line overrides."""
+"""Start the signing service from the configuration and command-line overrides.
+
+settings = ServerSettings.from_config(load_config(dir), socket_path=...)
+exec_runtime(settings, verbose)     # `agent p11-server`: becomes the lean runtime
+serve(settings, stop)               # what the runtime runs
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from edgeagent.config import AgentConfig
 from edgeagent.errors import AgentError, MissingConfigValue, PinIncorrect, PinLocked
 from edgeagent.p11server.keys import TokenKeys
 from edgeagent.p11server.listener import bound_socket, systemd_socket
 from edgeagent.p11server.peers import PeerPolicy
 from edgeagent.p11server.server import SigningServer
+
+if TYPE_CHECKING:
+    from edgeagent.config import AgentConfig
+
+RUNTIME_MODULE = "edgeagent.cli.p11_server_runtime"
 
 log = logging.getLogger("edgeagent.p11server")
 
@@ -60,6 +71,23 @@ class ServerSettings:
             allowed_users=allowed_users if allowed_users is not None else server.allowed_users,
             allowed_groups=allowed_groups if allowed_groups is not None else server.allowed_groups,
         )
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), default=str).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ServerSettings:
+        raw: dict[str, Any] = json.loads(data)
+        raw["module_path"] = Path(raw["module_path"])
+        raw["socket_path"] = Path(raw["socket_path"])
+        return cls(**raw)
+
+
+def exec_runtime(settings: ServerSettings, verbose: bool) -> NoReturn:
+    """Become the lean service runtime (same pid: systemd's LISTEN_PID still matches)."""
+    from edgeagent.lean_exec import exec_lean
+
+    exec_lean(RUNTIME_MODULE, settings.to_json(), *(["--verbose"] if verbose else []))
 
 
 def serve(settings: ServerSettings, stop: threading.Event) -> None:

@@ -107,6 +107,7 @@ def run_all(size: Size, progress: Callable[[str], None] = lambda _: None) -> dic
             (lambda: AgentBridge(bed, "off"), (0, 1), True),
             # The key on a token only matters for the handshake: QoS 1 shows it.
             (lambda: AgentBridge(bed, "module"), (1,), False),
+            (lambda: AgentBridge(bed, "socket"), (1,), False),
         ]
         for start, qos_levels, with_latency in runs:
             bridge = start()
@@ -122,6 +123,13 @@ def run_all(size: Size, progress: Callable[[str], None] = lambda _: None) -> dic
                     "pid": bridge.bridge_pid,
                     "rss_kib": rss_kib(bridge.bridge_pid),
                 }
+                if bridge.name == "agent-socket":
+                    service = bed.p11_server().process
+                    assert service is not None
+                    results["memory"]["p11-server"] = {
+                        "pid": service.pid,
+                        "rss_kib": rss_kib(service.pid),
+                    }
                 if with_latency:
                     results["latency"][bridge.name] = timed(
                         f"latency {bridge.name}",

@@ -90,7 +90,11 @@ def rows(results: dict[str, Any]) -> list[Row]:
 
     tp = results["throughput"]
     anchor1 = tp["mosquitto_qos1"]
-    for key, what in (("agent-off_qos1", "key file"), ("agent-module_qos1", "SoftHSM key")):
+    for key, what in (
+        ("agent-off_qos1", "key file"),
+        ("agent-module_qos1", "SoftHSM key"),
+        ("agent-socket_qos1", "SoftHSM key via p11-server"),
+    ):
         run = tp[key]
         ratio = run["msgs_per_s"] / anchor1["msgs_per_s"]
         out.append(
@@ -148,7 +152,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
 
     mem = results["memory"]
     anchor_mb = mem["mosquitto"]["rss_kib"] * 1024 / 1e6
-    for key, what in (("agent-off", "key file"), ("agent-module", "SoftHSM key")):
+    service_mb = mem["p11-server"]["rss_kib"] * 1024 / 1e6
+    for key, what in (
+        ("agent-off", "key file"),
+        ("agent-module", "SoftHSM key, module loaded in the bridge"),
+        ("agent-socket", f"SoftHSM key via p11-server, which holds {service_mb:.1f} MB itself"),
+    ):
         mb = mem[key]["rss_kib"] * 1024 / 1e6
         out.append(
             Row(

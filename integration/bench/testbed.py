@@ -195,7 +195,8 @@ class Testbed:
     # -- agent config dirs ---------------------------------------------------------------
 
     def agent_config(self, name: str, local: Mosquitto, cloud: Mosquitto, mode: str) -> Path:
-        """A config dir for `agent bridge run c8y`: ``mode`` 'off' (key file) or 'module'."""
+        """A config dir for `agent bridge run c8y`: ``mode`` 'off' (key file), 'module' or
+        'socket' (through `p11_server`)."""
         config_dir = self.root / name
         values = [
             ("c8y.url", cloud.url),
@@ -216,6 +217,12 @@ class Testbed:
                 ("device.cert_path", str(self.token_cert)),
                 ("device.cryptoki.module_path", str(SOFTHSM_MODULE)),
                 ("device.cryptoki.pin", self.token.pin),
+                ("device.key_uri", self.token_key.uri),
+            ]
+        elif mode == "socket":
+            values += [
+                ("device.cert_path", str(self.token_cert)),
+                ("device.cryptoki.socket_path", str(self.p11_server().socket_path)),
                 ("device.key_uri", self.token_key.uri),
             ]
         else:

@@ -98,6 +98,8 @@ def test_the_running_bridge_is_the_lean_runtime(gateway: Gateway) -> None:
     assert "_rust.abi3.so" in maps
     # ...and pydantic's is not: the configuration layer stayed behind at exec.
     assert "_pydantic_core" not in maps
+    # Nor Python's ssl module (TLS is tlslite on cryptography): 1.4 MB.
+    assert "/_ssl." not in maps
 
 
 def test_a_backlog_larger_than_the_bridge_holds_arrives_whole(gateway: Gateway) -> None:

@@ -268,6 +268,23 @@ def test_connect_c8y_bridges_both_ways_signing_through_the_service(
     assert f"pid={gateway.bridge_pid()}" in service.log_text()
 
 
+def test_the_running_service_is_lean_and_its_pin_is_in_no_argv_or_environment(
+    service: P11Server, softhsm_token: SoftHsmToken, device_key: SoftHsmKey
+) -> None:
+    pid = service.pid  # `agent p11-server` exec'd into the runtime: the same process
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert b"edgeagent.cli.p11_server_runtime" in cmdline.split(b"\0")
+    maps = maps_of(pid)
+    assert "libsofthsm2" in maps  # the token is here...
+    assert "_pydantic_core" not in maps  # ...the configuration layer is not (~10 MB)
+    pin = softhsm_token.pin.encode()
+    assert pin not in cmdline
+    assert pin not in Path(f"/proc/{pid}/environ").read_bytes()
+    signer = SocketSigner(service.socket_path, None)
+    assert signer.public_key() == device_key.public_key  # and it serves
+    signer.close()
+
+
 def test_service_down_fails_connect_naming_the_socket(gateway: Gateway, socket_dir: Path) -> None:
     missing = socket_dir / "nothing-here.sock"
     gateway.set("device.cryptoki.socket_path", str(missing))
