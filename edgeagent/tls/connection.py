@@ -6,8 +6,12 @@ routes both through OpenSSL, and it verifies the server's chain and host name
 the moment the server's Certificate arrives: before we send our own
 certificate or sign anything, so an impostor learns nothing from us.
 
-Only two documented-by-code hooks of tlslite 0.8.2 are overridden (pinned in
-pyproject.toml): the ``_getKEX`` factory and ``_clientGetKeyFromChain``.
+Two documented-by-code hooks of tlslite 0.8.2 are overridden (pinned in
+pyproject.toml), the ``_getKEX`` factory and ``_clientGetKeyFromChain``, and
+the certificates the server sends are kept as bytes (``_ReceivedX509``):
+tlslite would parse each with its own pure-Python ASN.1 code and python-ecdsa
+(~60 µs a certificate, on input from the network) before we parse it with
+cryptography anyway.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
-from tlslite.constants import GroupName
+from tlslite import messages as tls_messages
+from tlslite.constants import AlertDescription, GroupName
 from tlslite.errors import TLSIllegalParameterException
 from tlslite.tlsconnection import TLSConnection
+from tlslite.x509 import X509
 
 from edgeagent.errors import ServerCertificateUntrusted
 from edgeagent.tls.aead import install_fast_aead
@@ -36,6 +42,8 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 
 # tlslite names curves as python-ecdsa does.
 _CURVE_NAMES = {"secp256r1": "NIST256p", "secp384r1": "NIST384p", "secp521r1": "NIST521p"}
+# TLS 1.3 signature schemes exist for these curves only (RFC 8446 4.2.3).
+_TLS13_CURVE_HASHES = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
 _NIST_GROUPS: dict[int, ec.EllipticCurve] = {
     GroupName.secp256r1: ec.SECP256R1(),
     GroupName.secp384r1: ec.SECP384R1(),
@@ -158,20 +166,54 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         self, certificate: Any, settings: Any, tack_ext: Any = None
     ) -> Generator[Any, None, None]:
         presented = certificate.cert_chain
+        if not presented or not presented.x509List:
+            yield from self._sendError(
+                AlertDescription.illegal_parameter, "the server sent no certificate"
+            )
         try:
             chain = [x509.load_der_x509_certificate(bytes(c.bytes)) for c in presented.x509List]
-        except ValueError as error:  # tlslite's parser is laxer than ours
+        except ValueError as error:
             raise ServerCertificateUntrusted(
                 f"the server sent a certificate that is not valid DER X.509: {error}",
                 "the cloud endpoint's certificate is malformed, or this is not the cloud",
             ) from error
         self._check_chain(chain)  # raises our error: the handshake stops here
         self.server_chain_checked = True
-        result: Any = None
-        for result in super()._clientGetKeyFromChain(certificate, settings, tack_ext):
-            if result in (0, 1):
-                yield result
-            else:
-                break
-        _, cert_chain, tack = result
-        yield _ServerKey(chain[0].public_key()), cert_chain, tack
+        key = chain[0].public_key()
+        refusal = server_key_refusal(key, settings)
+        if refusal is not None:
+            yield from self._sendError(AlertDescription.handshake_failure, refusal)
+        yield _ServerKey(key), presented, None
+
+
+def server_key_refusal(key: Any, settings: Any) -> str | None:
+    """Why the server's key is unfit for this handshake, or None (tlslite's own checks)."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        hash_name = _TLS13_CURVE_HASHES.get(key.curve.name)
+        if hash_name is None:
+            return f"the server's key is on {key.curve.name}, which TLS 1.3 does not sign with"
+        if hash_name not in settings.ecdsaSigHashes:
+            return f"the server's key is on {key.curve.name}, whose hash we do not accept"
+        return None
+    if isinstance(key, rsa.RSAPublicKey):
+        if not settings.minKeySize <= key.key_size <= settings.maxKeySize:
+            return (
+                f"the server's RSA key has {key.key_size} bits; accepted "
+                f"{settings.minKeySize}..{settings.maxKeySize}"
+            )
+        return None
+    if isinstance(key, ed25519.Ed25519PublicKey) and "Ed25519" in settings.more_sig_schemes:
+        return None
+    return f"the server's key is a {type(key).__name__}, which this client does not verify"
+
+
+class _ReceivedX509(X509):  # type: ignore[misc]
+    """A certificate as tlslite keeps it from a Certificate message: its bytes only."""
+
+    def parseBinary(self, cert_bytes: bytes | bytearray) -> _ReceivedX509:
+        self.bytes = bytearray(cert_bytes)
+        return self
+
+
+# Certificate messages build their X509 objects through this module-level name.
+tls_messages.X509 = _ReceivedX509
