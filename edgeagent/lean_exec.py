@@ -20,21 +20,52 @@ import threading
 from types import FrameType
 from typing import NoReturn
 
-MAX_PAYLOAD = 60 * 1024  # under the pipe's 64 KiB buffer: writing before exec cannot block
+from edgeagent.errors import ServiceError
 
 
 def exec_lean(module: str, payload: bytes, *args: str) -> NoReturn:
-    """Replace this process by ``python -m module --payload-fd N *args``."""
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(payload)} bytes; at most {MAX_PAYLOAD}")
+    """Replace this process by ``python -P -m module --payload-fd N *args``.
+
+    ``-P``: ``python -m`` would otherwise put the current directory first on
+    sys.path, and a stray ``edgeagent/`` or ``json.py`` there would run in a
+    process that holds the PIN.
+    """
     read_end, write_end = os.pipe()
-    with os.fdopen(write_end, "wb") as pipe:
-        pipe.write(payload)
-    os.set_inheritable(read_end, True)
-    argv = [sys.executable, "-m", module, "--payload-fd", str(read_end), *args]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed argv
+    try:
+        write_payload(write_end, payload)
+        os.set_inheritable(read_end, True)
+        argv = [sys.executable, "-P", "-m", module, "--payload-fd", str(read_end), *args]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed argv
+    except OSError as error:
+        raise ServiceError(
+            f"cannot start {module} with {sys.executable}: {error}",
+            "check that the agent's Python installation is complete and readable",
+        ) from error
+    finally:
+        os.close(read_end)  # reached only when the exec failed
+
+
+def write_payload(fd: int, payload: bytes) -> None:
+    """Write the whole payload into the pipe without blocking, then close it.
+
+    Nobody reads before the exec: a payload larger than the pipe's buffer
+    (64 KiB, one page for a user over pipe-user-pages-soft) must fail, not hang.
+    """
+    try:
+        os.set_blocking(fd, False)
+        try:
+            written = os.write(fd, payload)
+        except BlockingIOError:
+            written = 0
+        if written != len(payload):
+            raise ServiceError(
+                f"the runtime's start-up data ({len(payload)} bytes) does not fit a pipe",
+                "raise /proc/sys/fs/pipe-user-pages-soft, or shorten the configured paths",
+            )
+    finally:
+        os.close(fd)
 
 
 def read_payload(fd: int) -> bytes:

@@ -28,7 +28,11 @@ from edgeagent.pkcs11.uri import Pkcs11Uri, format_uri
 from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
 
 MAX_OPEN_KEYS = 32
-MAX_REMEMBERED_URIS = 256  # client URI texts mapped to an open key (parsing one: ~50 µs)
+# Client URI texts mapped to their open key (parsing and confining one costs
+# ~50 µs a request). Bounded in count and length: a client must not make the
+# service keep what it sends (a URI may carry any x-... attribute).
+MAX_REMEMBERED_URIS = 64
+MAX_REMEMBERED_URI_LENGTH = 512
 
 # What identifies a token in a selected key's URI (slots are not in it).
 _TOKEN_IDENTITY = ("manufacturer", "model", "serial", "token")
@@ -58,7 +62,9 @@ class TokenKeys:
             signer = self._by_client_uri.get(uri)
             if signer is None:
                 signer = self._open(format_uri(self._confine(uri)))
-                if len(self._by_client_uri) < MAX_REMEMBERED_URIS:
+                if len(uri) <= MAX_REMEMBERED_URI_LENGTH:
+                    if len(self._by_client_uri) >= MAX_REMEMBERED_URIS:
+                        self._by_client_uri.clear()  # rare; the next requests re-parse
                     self._by_client_uri[uri] = signer
             return signer
 

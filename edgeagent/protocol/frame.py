@@ -35,6 +35,10 @@ class FrameError(Exception):
     """The peer broke the framing: the connection cannot continue."""
 
 
+class FrameTimeout(FrameError):
+    """A frame that had begun did not arrive whole within the frame timeout."""
+
+
 class PeerClosed(Exception):
     """The peer closed the connection cleanly between frames."""
 
@@ -93,7 +97,7 @@ class FrameStream:
 
     ``read`` waits up to ``idle_timeout`` for a frame to start (TimeoutError:
     the peer is idle); once its first byte is in, the whole frame must arrive
-    within ``frame_timeout`` (else FrameError), so a peer cannot hold a
+    within ``frame_timeout`` (else FrameTimeout, a FrameError), so a peer cannot hold a
     connection by sending half a header and stalling, or by dribbling. ``write``
     must complete within ``frame_timeout`` (TimeoutError). None waits forever.
     """
@@ -150,7 +154,7 @@ class FrameStream:
             if not ready:
                 if at_boundary:
                     raise TimeoutError("no frame from the peer")
-                raise FrameError("frame not complete in time")
+                raise FrameTimeout("frame not complete in time")
             try:
                 chunk = self.sock.recv(max(self._decoder.missing, _READ_SIZE))
             except BlockingIOError:

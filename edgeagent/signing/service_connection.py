@@ -21,7 +21,7 @@ from typing import Any
 
 from edgeagent import errors
 from edgeagent.protocol import messages as m
-from edgeagent.protocol.frame import FrameError, FrameStream, PeerClosed
+from edgeagent.protocol.frame import FrameError, FrameStream, FrameTimeout, PeerClosed
 
 # Slow tokens (a TPM) sign in hundreds of ms, sometimes seconds.
 REQUEST_TIMEOUT = 60.0
@@ -43,6 +43,14 @@ class ServiceConnection:
                 try:
                     stream.write(m.encode(request))
                     reply = m.decode(stream.read())
+                except (TimeoutError, FrameTimeout) as error:
+                    # Not sent again: a service that stalls would stall twice.
+                    self._disconnect()
+                    raise errors.SignerUnreachable(
+                        f"the signing service at {self.path} did not answer within "
+                        f"{self._timeout:.0f} s",
+                        "check that the token is present and `agent p11-server` is healthy",
+                    ) from error
                 except (PeerClosed, FrameError, BrokenPipeError, ConnectionResetError) as error:
                     self._disconnect()
                     if attempt == 2 or fresh or not retry:
@@ -52,13 +60,6 @@ class ServiceConnection:
                             "check `agent p11-server` (journalctl -u agent-p11-server)",
                         ) from error
                     continue  # the service restarted since our last request
-                except TimeoutError as error:
-                    self._disconnect()
-                    raise errors.SignerUnreachable(
-                        f"the signing service at {self.path} did not answer within "
-                        f"{self._timeout:.0f} s",
-                        "check that the token is present and `agent p11-server` is healthy",
-                    ) from error
                 except m.BadRequest as error:
                     self._disconnect()
                     raise errors.SignerProtocolError(

@@ -73,13 +73,14 @@ def handshake_settings() -> HandshakeSettings:
     settings.keyShares = ["x25519"]
     # Offer only what this client accepts and computes on OpenSSL: tlslite's
     # defaults also advertise TLS 1.0-1.2 in supported_versions (refused after
-    # the ServerHello anyway), TLS 1.2-only extensions, a heartbeat, x448 and
-    # brainpool groups and Ed448/brainpool signatures (pure Python, or not
-    # verifiable by `connection._ServerKey`), and pad the ClientHello for old
-    # F5 load balancers (OpenSSL does not). Building and sending all that cost
-    # ~0.4 ms of a ~5 ms handshake.
+    # the ServerHello anyway), TLS 1.2-only extensions, a heartbeat, x448,
+    # brainpool and FFDHE groups and Ed448/brainpool signatures (pure Python,
+    # or not verifiable by `connection._ServerKey`), and pad the ClientHello
+    # for old F5 load balancers (OpenSSL does not). Building and sending all
+    # that cost ~0.4 ms of a ~5 ms handshake.
     settings.versions = [(3, 4)]
     settings.eccCurves = ["x25519", "secp256r1", "secp384r1", "secp521r1"]
+    settings.dhGroups = []
     settings.more_sig_schemes = ["Ed25519"]
     settings.useEncryptThenMAC = False
     settings.useExtendedMasterSecret = False

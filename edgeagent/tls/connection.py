@@ -96,6 +96,9 @@ class _ServerKey:
 
     def __init__(self, key: Any) -> None:
         self._key = key
+        # tlslite compares an ECDSA scheme's hash with the curve's; None for
+        # other keys makes that a clean "curve mismatch" alert.
+        self.curve_name: str | None = None
         if isinstance(key, ec.EllipticCurvePublicKey):
             self.curve_name = _CURVE_NAMES.get(key.curve.name, key.curve.name)
             self.key_type = "ecdsa"
@@ -122,6 +125,10 @@ class _ServerKey:
         prehashed = utils.Prehashed(algorithm)
         try:
             if isinstance(self._key, ec.EllipticCurvePublicKey):
+                # TLS 1.3 ties the scheme to the key: ecdsa_secp256r1_sha256 and
+                # so on, never an RSA scheme's padding (RFC 8446 4.4.3).
+                if pad is not None or _TLS13_CURVE_HASHES.get(self._key.curve.name) != hash_name:
+                    return False
                 self._key.verify(bytes(signature), bytes(digest), ec.ECDSA(prehashed))
             elif isinstance(self._key, rsa.RSAPublicKey) and pad == "pss":
                 pss = padding.PSS(

@@ -5,9 +5,10 @@ switches the socket to non-blocking and drives it with ``select``. A
 non-blocking TLS socket must never lose a partial record or spin: tlslite's
 ``readAsync``/``writeAsync`` generators keep their place between calls, so we
 keep them too and raise ``WantRead``/``WantWrite`` when they are waiting for
-the network. Both are ``BlockingIOError``, which paho treats exactly as it
-treats ``ssl.SSLWantReadError``/``SSLWantWriteError`` ("try again"), and which
-spares the bridge's runtime loading the ``ssl`` module (1.4 MB of RSS).
+the network. Both are ``BlockingIOError``, which paho treats as it treats
+``ssl.SSLWantReadError``/``SSLWantWriteError`` ("try again"; only its
+external-event-loop callbacks, which we do not use, tell them apart), and
+which spares the bridge's runtime loading the ``ssl`` module (1.4 MB of RSS).
 """
 
 from __future__ import annotations

@@ -127,7 +127,11 @@ class P11Server:
         return self.process.pid
 
     def spawn(
-        self, *args: str, argv: list[str] | None = None, pass_fds: tuple[int, ...] = ()
+        self,
+        *args: str,
+        argv: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+        cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start without waiting; ``argv`` replaces the command (a launcher)."""
         self.starts += 1
@@ -135,12 +139,19 @@ class P11Server:
         command = argv or [str(AGENT), "-v", "p11-server", *args]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=pass_fds
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                pass_fds=pass_fds,
+                cwd=cwd,
             )
         return self.process
 
-    def start(self, *args: str, listening_on: Path | None = None) -> P11Server:
-        self.spawn(*args)
+    def start(
+        self, *args: str, listening_on: Path | None = None, cwd: Path | None = None
+    ) -> P11Server:
+        self.spawn(*args, cwd=cwd)
         self.wait_ready(listening_on or self.socket_path)
         return self
 
@@ -283,6 +294,23 @@ def test_the_running_service_is_lean_and_its_pin_is_in_no_argv_or_environment(
     signer = SocketSigner(service.socket_path, None)
     assert signer.public_key() == device_key.public_key  # and it serves
     signer.close()
+
+
+def test_code_in_the_current_directory_never_runs_in_the_service(
+    service_factory: Any, tmp_path: Path
+) -> None:
+    """`python -m` puts the current directory first on sys.path; the runtime runs with -P."""
+    planted = tmp_path / "planted"
+    (planted / "edgeagent").mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    (planted / "edgeagent" / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise SystemExit(99)\n"
+    )
+    service: P11Server = service_factory().start(cwd=planted)
+    signer = SocketSigner(service.socket_path, None)
+    assert len(signer.sign_digest(bytes(32), "sha256", "ecdsa")) > 64
+    signer.close()
+    assert not marker.exists()
 
 
 def test_service_down_fails_connect_naming_the_socket(gateway: Gateway, socket_dir: Path) -> None:
@@ -647,6 +675,29 @@ def test_keys_on_other_tokens_are_not_served(
     signer = SocketSigner(service.socket_path, same_token.uri)
     assert signer.public_key() == same_token.public_key
     signer.close()
+
+
+def test_the_service_remembers_few_and_short_client_uris(
+    softhsm_token: SoftHsmToken, device_key: SoftHsmKey
+) -> None:
+    """Remembering URI texts saves parsing; a client must not make the service hoard them."""
+    from edgeagent.p11server.keys import (
+        MAX_REMEMBERED_URI_LENGTH,
+        MAX_REMEMBERED_URIS,
+        TokenKeys,
+    )
+
+    keys = TokenKeys(SOFTHSM_MODULE, softhsm_token.pin, device_key.uri)
+    try:
+        for n in range(MAX_REMEMBERED_URIS + 10):
+            assert keys.signer(f"{device_key.uri};x-n={n}").public_key() == device_key.public_key
+        long_uri = f"{device_key.uri};x-pad={'a' * MAX_REMEMBERED_URI_LENGTH}"
+        assert keys.signer(long_uri).public_key() == device_key.public_key
+        remembered = keys._by_client_uri  # the bound is what is tested
+        assert 0 < len(remembered) <= MAX_REMEMBERED_URIS
+        assert long_uri not in remembered
+    finally:
+        keys.close()
 
 
 def test_a_client_over_the_limit_is_told_busy_and_the_server_recovers(service: P11Server) -> None:

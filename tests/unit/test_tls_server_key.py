@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa, utils
 
 from edgeagent.tls import connection  # before any tlslite import: see edgeagent/tls/__init__
 from edgeagent.tls.client import handshake_settings
-from edgeagent.tls.connection import server_key_refusal
+from edgeagent.tls.connection import _ServerKey, server_key_refusal
 
 
 def settings() -> Any:
@@ -46,3 +47,31 @@ def test_certificates_from_the_network_are_not_parsed_by_tlslite() -> None:
     received = connection.tls_messages.X509().parseBinary(not_a_certificate)
     assert received.bytes == not_a_certificate
     assert received.publicKey is None  # tlslite's parser never ran
+
+
+def _ecdsa(curve: ec.EllipticCurve, digest: bytes, algorithm: hashes.HashAlgorithm) -> Any:
+    private = ec.generate_private_key(curve)
+    signature = private.sign(digest, ec.ECDSA(utils.Prehashed(algorithm)))
+    return _ServerKey(private.public_key()), signature
+
+
+def test_an_ecdsa_certificate_verify_must_use_its_curves_scheme() -> None:
+    digest384 = bytes(range(48))
+    key, signature = _ecdsa(ec.SECP384R1(), digest384, hashes.SHA384())
+    assert key.verify(signature, digest384, None, "sha384")  # ecdsa_secp384r1_sha384
+    assert not key.verify(signature, digest384, "pss", "sha384")  # an RSA scheme's padding
+    digest256 = bytes(range(32))
+    key, signature = _ecdsa(ec.SECP384R1(), digest256, hashes.SHA256())
+    assert not key.verify(signature, digest256, None, "sha256")  # P-384 signs with SHA-384
+
+
+def test_an_rsa_certificate_verify_must_be_pss() -> None:
+    private = rsa.generate_private_key(65537, 2048)
+    digest = bytes(range(32))
+    prehashed = utils.Prehashed(hashes.SHA256())
+    pss = private.sign(digest, padding.PSS(padding.MGF1(hashes.SHA256()), 32), prehashed)
+    pkcs1 = private.sign(digest, padding.PKCS1v15(), prehashed)
+    key = _ServerKey(private.public_key())
+    assert key.verify(pss, digest, "pss", "sha256", 32)  # rsa_pss_rsae_sha256
+    assert not key.verify(pkcs1, digest, "pkcs1", "sha256")  # not allowed in TLS 1.3
+    assert key.curve_name is None  # tlslite's ECDSA branch then reports a curve mismatch
