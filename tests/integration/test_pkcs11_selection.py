@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -162,14 +164,34 @@ def test_no_uri_takes_a_key_and_says_where(
     assert parse_uri(signer.location).type == "private"
 
 
-def _tool_uris(command: list[str], pattern: str) -> list[str]:
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+def _alone(token: SoftHsmToken, softhsm: SoftHsm, root: Path) -> dict[str, str]:
+    """An environment whose SoftHSM shows a copy of ``token`` and nothing else.
+
+    GnuTLS's p11tool lists no token at all once a module has more than ~48
+    slots (seen here: 40 tokens listed, 60 none), and the session's SoftHSM
+    gains a token per test: the tools must not depend on the test order.
+    """
+    label = token.label.ljust(32).encode()  # SoftHSM stores the padded label
+    [source] = [
+        d for d in softhsm.token_dir.iterdir() if label in (d / "token.object").read_bytes()
+    ]
+    tokens = root / "alone" / "tokens"
+    shutil.copytree(source, tokens / source.name)
+    conf = root / "alone" / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    return dict(os.environ, SOFTHSM2_CONF=str(conf))
+
+
+def _tool_uris(command: list[str], pattern: str, env: dict[str, str]) -> list[str]:
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60, env=env)
     assert done.returncode == 0, f"{command[0]} exited {done.returncode}:\n{done.stderr}"
     return re.findall(pattern, done.stdout, flags=re.M)
 
 
 @pytest.mark.skipif(shutil.which("p11tool") is None, reason="p11tool (gnutls-bin) not installed")
-def test_accepts_p11tool_urls(softhsm_token: SoftHsmToken, open_signer: OpenSigner) -> None:
+def test_accepts_p11tool_urls(
+    softhsm: SoftHsm, softhsm_token: SoftHsmToken, open_signer: OpenSigner, tmp_path: Path
+) -> None:
     keys = [softhsm_token.generate_key("ec-p256"), softhsm_token.generate_key("rsa-2048")]
     urls = _tool_uris(
         [
@@ -181,6 +203,7 @@ def test_accepts_p11tool_urls(softhsm_token: SoftHsmToken, open_signer: OpenSign
             softhsm_token.uri,
         ],
         r"^\s*URL: (pkcs11:\S+)$",
+        _alone(softhsm_token, softhsm, tmp_path),
     )
     assert len(urls) == 2, urls
     for url in urls:
@@ -193,8 +216,11 @@ def test_accepts_p11tool_urls(softhsm_token: SoftHsmToken, open_signer: OpenSign
 @pytest.mark.skipif(
     shutil.which("pkcs11-tool") is None, reason="pkcs11-tool (opensc) not installed"
 )
-def test_accepts_pkcs11_tool_uris(softhsm_token: SoftHsmToken, open_signer: OpenSigner) -> None:
+def test_accepts_pkcs11_tool_uris(
+    softhsm: SoftHsm, softhsm_token: SoftHsmToken, open_signer: OpenSigner, tmp_path: Path
+) -> None:
     key = softhsm_token.generate_key("ec-p384", label="tool-key", key_id=b"\x0a\xff")
+    env = _alone(softhsm_token, softhsm, tmp_path)
     uris = _tool_uris(
         [
             "pkcs11-tool",
@@ -206,6 +232,7 @@ def test_accepts_pkcs11_tool_uris(softhsm_token: SoftHsmToken, open_signer: Open
             "--type=privkey",
         ],
         r"^\s*uri:\s*(pkcs11:\S+)$",
+        env,
     )
     if not uris:
         # OpenSC < 0.24 prints no URIs: a user writes one from the label and
@@ -223,6 +250,7 @@ def test_accepts_pkcs11_tool_uris(softhsm_token: SoftHsmToken, open_signer: Open
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         ).stdout
         label = re.search(r"label:\s*(\S+)", listing)
         key_id = re.search(r"ID:\s*([0-9a-f]+)", listing)
