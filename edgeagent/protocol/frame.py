@@ -28,7 +28,7 @@ MAX_FRAME = 64 * 1024
 """Largest body accepted: a sign request for 16 KiB of data fits with room."""
 
 _LENGTH = struct.Struct(">I")
-_READ_SIZE = 16 * 1024  # larger frames are read with exactly what they still need
+_READ_SIZE = 16 * 1024  # per recv; the rest of a larger frame is asked for in one recv
 
 
 class FrameError(Exception):
@@ -97,9 +97,10 @@ class FrameStream:
 
     ``read`` waits up to ``idle_timeout`` for a frame to start (TimeoutError:
     the peer is idle); once its first byte is in, the whole frame must arrive
-    within ``frame_timeout`` (else FrameTimeout, a FrameError), so a peer cannot hold a
-    connection by sending half a header and stalling, or by dribbling. ``write``
-    must complete within ``frame_timeout`` (TimeoutError). None waits forever.
+    within ``frame_timeout`` (else FrameTimeout, a FrameError), so a peer
+    cannot hold a connection by sending half a header and stalling, or by
+    dribbling. ``write`` must complete within ``frame_timeout``
+    (TimeoutError). None waits forever.
     """
 
     def __init__(
