@@ -85,14 +85,27 @@ def key_kind(public: PublicKey, label: str = "") -> KeyKind:
     return KeyKind("ec", public.curve.key_size, public.curve.name)
 
 
-def _rsa_numbers(session: Any, private_key: Any) -> tuple[int, int]:
-    for obj in (private_key, find_public_twin(session, private_key, KeyType.RSA)):
+def _public_attributes(
+    session: Any, private_key: Any, key_type: KeyType, first: Attribute, second: Attribute
+) -> tuple[Any, Any] | None:
+    """Two public attributes, from the private key itself (some modules put them
+    there, not SoftHSM2) or else from its public twin (same CKA_ID)."""
+    for obj in (private_key, find_public_twin(session, private_key, key_type)):
         if obj is None:
             continue
-        modulus = _attr(obj, Attribute.MODULUS)
-        exponent = _attr(obj, Attribute.PUBLIC_EXPONENT)
-        if modulus and exponent:
-            return int.from_bytes(modulus, "big"), int.from_bytes(exponent, "big")
+        a, b = _attr(obj, first), _attr(obj, second)
+        if a and b:
+            return a, b
+    return None
+
+
+def _rsa_numbers(session: Any, private_key: Any) -> tuple[int, int]:
+    found = _public_attributes(
+        session, private_key, KeyType.RSA, Attribute.MODULUS, Attribute.PUBLIC_EXPONENT
+    )
+    if found is not None:
+        modulus, exponent = found
+        return int.from_bytes(modulus, "big"), int.from_bytes(exponent, "big")
     raise UnsupportedKeyType(
         f"cannot read the public half of RSA key {_label(private_key)!r} from the token",
         "store the public key on the token with the same CKA_ID as the private key",
@@ -108,14 +121,11 @@ def read_public_key(session: Any, private_key: Any) -> PublicKey:
     if key_type != KeyType.EC:
         name = getattr(key_type, "name", repr(key_type))
         raise UnsupportedKeyType(f"key {_label(private_key)!r} is of type {name}", _FIX)
-    # Some modules (not SoftHSM2) put the point on the private key itself.
-    for obj in (private_key, find_public_twin(session, private_key, KeyType.EC)):
-        if obj is None:
-            continue
-        params = _attr(obj, Attribute.EC_PARAMS)
-        point = _attr(obj, Attribute.EC_POINT)
-        if params and point:
-            return ec_public_key(params, point)
+    found = _public_attributes(
+        session, private_key, KeyType.EC, Attribute.EC_PARAMS, Attribute.EC_POINT
+    )
+    if found is not None:
+        return ec_public_key(*found)
     raise UnsupportedKeyType(
         f"cannot read the public half of EC key {_label(private_key)!r} from the token",
         "store the public key on the token with the same CKA_ID as the private key",

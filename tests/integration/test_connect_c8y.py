@@ -14,19 +14,19 @@ import pytest
 
 from edgeagent import errors
 from edgeagent.clouds.connect import connect
-from tests.support.gateway import Gateway, Progress, issue_device_cert, new_gateway, process_alive
+from tests.support.gateway import (
+    Gateway,
+    Progress,
+    exit_code,
+    issue_device_cert,
+    new_gateway,
+    process_alive,
+)
 from tests.support.mosquitto import Mosquitto, MosquittoFactory, TlsListener
 from tests.support.pki import TestPki
 from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
-
-
-def exit_code(cls: type[errors.AgentError]) -> int:
-    """The agent's exit code for an error class (edgeagent/cli/exit_codes.py)."""
-    from edgeagent.cli.exit_codes import exit_code_for as code_for
-
-    return code_for(cls("x"))
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent import errors
-from edgeagent.cli.exit_codes import exit_code_for
-from tests.support.gateway import Gateway, new_gateway
+from tests.support.gateway import Gateway, exit_code, new_gateway
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import TestPki
 from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
@@ -27,10 +26,6 @@ ALL_STEPS = [
     "cloud host resolves",
     "TLS 1.3 handshake and MQTT CONNACK",
 ]
-
-
-def code(error: type[errors.AgentError]) -> int:
-    return exit_code_for(error("x"))
 
 
 @pytest.fixture
@@ -81,7 +76,7 @@ def test_wrong_pin_fails_at_login(gateway: Gateway, softhsm_token: SoftHsmToken)
     gateway.set("device.cryptoki.pin", "000000")
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "login")
-    assert done.returncode == code(errors.PinIncorrect)
+    assert done.returncode == exit_code(errors.PinIncorrect)
 
 
 def test_missing_module_fails_at_module(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
@@ -89,7 +84,7 @@ def test_missing_module_fails_at_module(gateway: Gateway, softhsm_token: SoftHsm
     gateway.set("device.cryptoki.module_path", "/usr/lib/no-such-pkcs11.so")
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "PKCS#11 module loads")
-    assert done.returncode == code(errors.ModuleLoadError)
+    assert done.returncode == exit_code(errors.ModuleLoadError)
 
 
 def test_ambiguous_key_uri_fails_doctor(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
@@ -111,7 +106,7 @@ def test_expired_device_certificate_fails(gateway: Gateway, softhsm_token: SoftH
     )
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "certificate matches the key and is valid now")
-    assert done.returncode == code(errors.CertificateNotValidNow)
+    assert done.returncode == exit_code(errors.CertificateNotValidNow)
 
 
 def test_cloud_down_fails_at_the_handshake(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
@@ -119,4 +114,4 @@ def test_cloud_down_fails_at_the_handshake(gateway: Gateway, softhsm_token: Soft
     gateway.cloud.stop()
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "TLS 1.3 handshake and MQTT CONNACK")
-    assert done.returncode == code(errors.BrokerUnreachable)
+    assert done.returncode == exit_code(errors.BrokerUnreachable)

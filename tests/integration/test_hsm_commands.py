@@ -21,9 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 from edgeagent import errors
-from edgeagent.cli.exit_codes import exit_code_for
 from edgeagent.config import set_value
-from tests.support.gateway import AGENT
+from tests.support.gateway import AGENT, exit_code
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_probe import MqttProbe, client_tls_context
 from tests.support.pki import TestPki
@@ -33,10 +32,6 @@ pytestmark = pytest.mark.integration
 
 SO_PIN = "12345678"
 PIN = "123456"
-
-
-def code(cls: type[errors.AgentError]) -> int:
-    return exit_code_for(cls("x"))
 
 
 @dataclass
@@ -145,7 +140,7 @@ def test_init_refuses_to_reinitialise_a_token_in_use(device: Device) -> None:
     done = device.agent(
         "hsm", "init", "--label", "my-token", "--reinit", "--so-pin-file", str(device.so_pin_file)
     )
-    assert done.returncode == code(errors.TokenInUse), done.stderr
+    assert done.returncode == exit_code(errors.TokenInUse), done.stderr
     assert "is in use and was not re-initialised" in done.stderr
     assert "device.key_uri" in done.stderr
     assert "device-key" in device.private_keys()  # untouched
@@ -158,13 +153,13 @@ def test_init_refuses_a_token_named_by_a_key_uri_even_when_empty(device: Device)
         "hsm", "init", "--label", "empty-token", "--reinit",
         "--so-pin-file", str(device.so_pin_file),
     )  # fmt: skip
-    assert done.returncode == code(errors.TokenInUse)
+    assert done.returncode == exit_code(errors.TokenInUse)
     assert "c8y.device.key_uri" in done.stderr
 
 
 def test_a_pin_is_never_taken_from_nowhere(device: Device) -> None:
     done = device.agent("hsm", "init", "--label", "t", "--pin-file", str(device.pin_file))
-    assert done.returncode == code(errors.MissingConfigValue)
+    assert done.returncode == exit_code(errors.MissingConfigValue)
     assert "no terminal" in done.stderr and "--so-pin-file" in done.stderr
     assert "not initialised" in device.ok("hsm", "list-tokens").stdout
 
@@ -177,7 +172,7 @@ def test_a_wrong_so_pin_is_reported_and_not_retried(device: Device) -> None:
         "hsm", "change-pin", "--reset", "--so-pin-file", str(wrong),
         "--new-pin-file", str(device.pin_file),
     )  # fmt: skip
-    assert done.returncode == code(errors.PinIncorrect), done.stderr
+    assert done.returncode == exit_code(errors.PinIncorrect), done.stderr
     assert "CKR_PIN_INCORRECT" in done.stderr and "not retried" in done.stderr
 
 
@@ -268,7 +263,7 @@ def test_create_key_with_several_tokens_lists_them_and_fails(device: Device) -> 
     device.init("one")
     device.init("two")
     done = device.agent("hsm", "create-key")
-    assert done.returncode == code(errors.TokenAmbiguous)
+    assert done.returncode == exit_code(errors.TokenAmbiguous)
     assert "token=one" in done.stderr and "token=two" in done.stderr
     assert "--token-uri" in done.stderr
     named = device.ok("hsm", "create-key", "--token-uri", "pkcs11:token=two")
@@ -315,7 +310,7 @@ def test_delete_key_refuses_a_configured_key_unless_forced(device: Device) -> No
     device.init()
     uri = device.ok("hsm", "create-key").stdout.strip()
     done = device.agent("hsm", "delete-key", "--label", "device-key")
-    assert done.returncode == code(errors.KeyInUse)
+    assert done.returncode == exit_code(errors.KeyInUse)
     assert "device.key_uri" in done.stderr and "--force" in done.stderr
     assert "device-key" in device.private_keys()
 
@@ -366,9 +361,11 @@ def _some_certificate_der() -> bytes:
 def test_delete_key_needs_a_label_or_id_and_an_existing_key(device: Device) -> None:
     device.init()
     device.set("device.cryptoki.pin", PIN)
-    assert device.agent("hsm", "delete-key").returncode == code(errors.KeyNotFound)
+    assert device.agent("hsm", "delete-key").returncode == exit_code(errors.KeyNotFound)
     done = device.agent("hsm", "delete-key", "--label", "nosuch")
-    assert done.returncode == code(errors.KeyNotFound) and "no private key matches" in done.stderr
+    assert (
+        done.returncode == exit_code(errors.KeyNotFound) and "no private key matches" in done.stderr
+    )
 
 
 # -- change-pin --------------------------------------------------------------------------------
@@ -397,7 +394,7 @@ def test_a_wrong_old_pin_fails_once_and_changes_nothing(device: Device) -> None:
     wrong = _write(device.root / "wrong", "999999")
     new = _write(device.root / "new", "654321")
     done = device.agent("hsm", "change-pin", "--pin-file", str(wrong), "--new-pin-file", str(new))
-    assert done.returncode == code(errors.PinIncorrect)
+    assert done.returncode == exit_code(errors.PinIncorrect)
     assert device.ok("config", "get", "device.cryptoki.pin", "--reveal").stdout.strip() == PIN
 
 
@@ -453,7 +450,7 @@ def test_cert_show_create_refusal_and_renew(device: Device, pki: TestPki) -> Non
     uri = device.ok("hsm", "create-key").stdout.strip()
     device.ok("cert", "create", "--device-id", "dev-7")
     again = device.agent("cert", "create", "--device-id", "dev-7")
-    assert again.returncode == code(errors.CertificateExists)
+    assert again.returncode == exit_code(errors.CertificateExists)
 
     shown = device.ok("cert", "show").stdout
     assert "subject:     CN=dev-7" in shown and "(self-signed)" in shown
@@ -477,7 +474,7 @@ def test_cert_show_create_refusal_and_renew(device: Device, pki: TestPki) -> Non
     # The certificate of another key: show says so, with its exit code.
     device.set("device.key_uri", uri)
     mismatch = device.agent("cert", "show")
-    assert mismatch.returncode == code(errors.CertificateKeyMismatch)
+    assert mismatch.returncode == exit_code(errors.CertificateKeyMismatch)
     assert "key matches: NO" in mismatch.stdout
 
 

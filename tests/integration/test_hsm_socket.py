@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from edgeagent import errors
-from edgeagent.cli.exit_codes import exit_code_for
 from edgeagent.signing.socket_signer import SocketSigner
 from tests.integration.test_socket_mode import NOBODY, SYSTEM_PYTHON, P11Server
-from tests.support.gateway import Gateway, new_gateway
+from tests.support.gateway import Gateway, exit_code, new_gateway
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import TestPki
 from tests.support.raw_client import PREAMBLE
@@ -37,10 +36,6 @@ for line in sys.argv[2:]:
     print(json.dumps(ask(json.loads(line))))
 """
 )
-
-
-def code(cls: type[errors.AgentError]) -> int:
-    return exit_code_for(cls("x"))
 
 
 @pytest.fixture
@@ -123,7 +118,7 @@ def test_create_key_csr_and_connect_through_the_service(
 
     # The key in use cannot be deleted from the agent without --force.
     refused = gateway.agent("hsm", "delete-key", "--label", "device-key")
-    assert refused.returncode == code(errors.KeyInUse)
+    assert refused.returncode == exit_code(errors.KeyInUse)
 
 
 def test_delete_key_through_the_service_and_its_own_refusal(
@@ -151,7 +146,7 @@ def test_delete_key_through_the_service_and_its_own_refusal(
     served = gateway.agent(
         "hsm", "delete-key", "--token-uri", softhsm_token.uri, "--label", "served-key", "--force"
     )
-    assert served.returncode == code(errors.KeyInUse)
+    assert served.returncode == exit_code(errors.KeyInUse)
     assert "serves" in served.stderr and "default key" in served.stderr
     listed = gateway.agent("hsm", "list-keys", "--uri", softhsm_token.uri)
     assert "served-key" in listed.stdout
@@ -225,6 +220,6 @@ def test_init_and_change_pin_say_where_to_run_them(gateway: Gateway, tmp_path: P
         ("hsm", "change-pin", "--pin-file", str(pin), "--new-pin-file", str(pin)),
     ):
         done = gateway.agent(*args)
-        assert done.returncode == code(errors.ConfigError), done.stderr
+        assert done.returncode == exit_code(errors.ConfigError), done.stderr
         assert "device.cryptoki.mode is 'socket'" in done.stderr
         assert "agent --config-dir /etc/agent-p11-server hsm" in done.stderr

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeagent import errors
+from edgeagent.cli.exit_codes import exit_code_for
 from edgeagent.config import set_value
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_probe import MqttProbe, client_tls_context
@@ -24,6 +26,11 @@ from tests.support.pki import TestPki
 from tests.support.softhsm import SoftHsmKey
 
 AGENT = Path(sys.executable).with_name("agent")
+
+
+def exit_code(cls: type[errors.AgentError]) -> int:
+    """The `agent` command's exit code for an error class (edgeagent/cli/exit_codes.py)."""
+    return exit_code_for(cls("x"))
 
 
 @dataclass
