@@ -161,14 +161,29 @@ class DeviceConfig(Section):
 
 @dataclass(frozen=True)
 class DeviceIdentity:
-    """The key and certificate one cloud connection uses, overrides applied."""
+    """The key and certificate one cloud connection uses, overrides applied.
 
+    The one place that decides between ``<cloud>.device.*`` and ``device.*``
+    (:meth:`AgentConfig.identity`); each value that can be wrong comes with the
+    configuration key it was read from, so a message names the key to fix.
+    """
+
+    cloud: str
     key_uri: str | None
     key_path: Path | None
     cert_path: Path | None
+    key_uri_key: str = "device.key_uri"
+    """Which configuration key ``key_uri`` came from (or would come from, when unset)."""
+    cert_path_key: str = "device.cert_path"
+    """Which configuration key ``cert_path`` came from (for messages)."""
     key_pin: SecretStr | None = None
     key_pin_key: str = ""
     """Which configuration key ``key_pin`` came from (for messages)."""
+
+    @property
+    def key_path_keys(self) -> str:
+        """The keys that would set ``key_path``, most specific first (for messages)."""
+        return f"{self.cloud}.device.key_path / device.key_path"
 
 
 # -- clouds ------------------------------------------------------------------------
@@ -331,16 +346,24 @@ class AgentConfig(Section):
     def identity(self, cloud: str) -> DeviceIdentity:
         """The device identity for one cloud: each <cloud>.device.* key, else device.*."""
         own = self.cloud(cloud).device
+        device = self.device
         return DeviceIdentity(
-            key_uri=own.key_uri if own.key_uri is not None else self.device.key_uri,
-            key_path=own.key_path if own.key_path is not None else self.device.key_path,
-            cert_path=own.cert_path if own.cert_path is not None else self.device.cert_path,
-            key_pin=own.key_pin if own.key_pin is not None else self.device.key_pin,
+            cloud=cloud,
+            key_uri=own.key_uri if own.key_uri is not None else device.key_uri,
+            key_uri_key=(
+                f"{cloud}.device.key_uri" if own.key_uri is not None else "device.key_uri"
+            ),
+            key_path=own.key_path if own.key_path is not None else device.key_path,
+            cert_path=own.cert_path if own.cert_path is not None else device.cert_path,
+            cert_path_key=(
+                f"{cloud}.device.cert_path" if own.cert_path is not None else "device.cert_path"
+            ),
+            key_pin=own.key_pin if own.key_pin is not None else device.key_pin,
             key_pin_key=(
                 f"{cloud}.device.key_pin"
                 if own.key_pin is not None
                 else "device.key_pin"
-                if self.device.key_pin is not None
+                if device.key_pin is not None
                 else ""
             ),
         )
