@@ -9,10 +9,14 @@ object the rest of the agent reads all come from these models::
     cfg.identity("c8y").key_uri         # c8y.device.key_uri, else device.key_uri
     cfg.c8y.host_port()                 # ("example.cumulocity.com", 8883)
 
-The models are plain pydantic ``BaseModel``s, not ``BaseSettings``: the
-environment is merged by :mod:`edgeagent.config.env` (see there for why), and
-``pydantic_settings`` alone costs ~0.1 s more to import than pydantic on
-every ``agent`` invocation.
+The sections are pydantic ``BaseModel``s; the whole, ``AgentConfig``, is a
+pydantic-settings ``BaseSettings`` whose sources (agent.toml, then AGENT_*
+variables) live in :mod:`edgeagent.config.sources`. Built directly,
+``AgentConfig(...)`` reads no source: only its arguments over the defaults.
+Only full configuration loads pay for pydantic and pydantic-settings: `agent
+config get` answers from the generated ``keytable.py`` when it can
+(``config/quick.py``), and the bridge's and signing service's lean runtimes
+never import this package.
 
 Each field is declared with :func:`key`, which records the doc and the
 example; a ``Format`` marker inside an ``Annotated`` type gives the
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edgeagent.config.values import name_list, parse_host_port
 from edgeagent.errors import MissingConfigValue, UnknownConfigKey
@@ -314,8 +319,10 @@ class P11ServerConfig(Section):
 # -- the whole file ------------------------------------------------------------------
 
 
-class AgentConfig(Section):
+class AgentConfig(BaseSettings):
     """The whole configuration: agent.toml plus AGENT_* overrides, validated."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     c8y: C8yConfig = Field(default_factory=C8yConfig)
@@ -323,6 +330,20 @@ class AgentConfig(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     p11_server: P11ServerConfig = Field(default_factory=P11ServerConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Our own sources are given per load (sources.load_with_sources, with
+        # the config directory and environment it reads); pydantic-settings'
+        # defaults would read AGENT_-less variable names and .env files.
+        return (init_settings,)
 
     @classmethod
     def cloud_names(cls) -> tuple[str, ...]:
