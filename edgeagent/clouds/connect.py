@@ -184,6 +184,7 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
         cloud_username=profile.username(certificate.device_id),
         alpn=[a.decode() for a in profile.alpn],
         cert_path=str(certificate.path),
+        cert_path_key=identity.cert_path_key,
         root_cert_path=str(profile.root_cert_path),
         rules_path=str(profile.rules_path),
         health_topic=profile.health_topic,
