@@ -30,6 +30,7 @@ class BridgePlan:
     cloud_username: str | None
     alpn: list[str]
     cert_path: str
+    cert_path_key: str  # the configuration key cert_path came from, for messages
     root_cert_path: str
     rules_path: str
     health_topic: str

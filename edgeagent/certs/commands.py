@@ -40,8 +40,7 @@ DEFAULT_CLOUD = "c8y"
 
 
 def _cert_key(config: AgentConfig, cloud: str) -> str:
-    own = config.cloud(cloud).device.cert_path is not None
-    return f"{cloud}.device.cert_path" if own else "device.cert_path"
+    return config.identity(cloud).cert_path_key
 
 
 def _cert_path(config: AgentConfig, cloud: str) -> Path:
@@ -78,7 +77,7 @@ def _open(config: AgentConfig, cloud: str, key_uri: str | None = None) -> Signer
     identity = config.identity(cloud)
     if key_uri is not None:
         identity = replace(identity, key_uri=key_uri)
-    return open_signer(config, identity, cloud)
+    return open_signer(config, identity)
 
 
 def _self_signed(signer: Signer, path: Path, device_id: str, days: int, rsa_pss: bool) -> Written:
@@ -259,8 +258,4 @@ def renew(
 
 
 def _key_uri_key(config: AgentConfig, cloud: str) -> str:
-    return (
-        f"{cloud}.device.key_uri"
-        if config.cloud(cloud).device.key_uri is not None
-        else "device.key_uri"
-    )
+    return config.identity(cloud).key_uri_key

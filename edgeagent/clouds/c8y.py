@@ -1,18 +1,17 @@
-"""Cumulocity IoT: MQTT over TLS with a device certificate."""
+"""Cumulocity IoT: MQTT over TLS with a device certificate (the ``c8y`` profile)."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-from edgeagent.clouds.profile import CloudProfile
+from edgeagent.clouds.profile import CloudProfile, rules_path
 from edgeagent.config import AgentConfig
 
 # Cumulocity's MQTT service refuses larger payloads.
 MAX_PAYLOAD = 16184
 
 
-def c8y_profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
+def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
     host, port = config.c8y.host_port()
     return CloudProfile(
         name="c8y",
@@ -26,11 +25,3 @@ def c8y_profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
         forwards_retain=False,  # Cumulocity ignores retained messages
         max_payload=MAX_PAYLOAD,
     )
-
-
-def rules_path(cloud: str, config_dir: Path) -> Path:
-    """The user's copy in <config dir>/bridge/ if there is one, else ours."""
-    own = config_dir / "bridge" / f"{cloud}.toml"
-    if own.is_file():
-        return own
-    return Path(str(resources.files("edgeagent.clouds") / "rules" / f"{cloud}.toml"))

@@ -171,7 +171,7 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
     config, profile = _load(config_dir, cloud)
     local = _local_endpoint(config, profile)
     identity = profile.identity
-    certificate = read_device_certificate(identity.cert_path, _cert_key(config, cloud))
+    certificate = read_device_certificate(identity.cert_path, identity.cert_path_key)
     return BridgePlan(
         cloud=profile.name,
         title=profile.title,
@@ -184,17 +184,12 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
         cloud_username=profile.username(certificate.device_id),
         alpn=[a.decode() for a in profile.alpn],
         cert_path=str(certificate.path),
+        cert_path_key=identity.cert_path_key,
         root_cert_path=str(profile.root_cert_path),
         rules_path=str(profile.rules_path),
         health_topic=profile.health_topic,
         max_qos=profile.max_qos,
         forwards_retain=profile.forwards_retain,
         max_payload=profile.max_payload,
-        signer=signer_spec(config, identity, cloud),
+        signer=signer_spec(config, identity),
     )
-
-
-def _cert_key(config: AgentConfig, cloud: str) -> str:
-    if config.cloud(cloud).device.cert_path is not None:
-        return f"{cloud}.device.cert_path"
-    return "device.cert_path"

@@ -41,15 +41,11 @@ class Device:
 
 def open_device(config: AgentConfig, profile: CloudProfile) -> Device:
     """Read the certificate, open the key, check they match, load the trusted roots."""
-    cert_key = (
-        f"{profile.name}.device.cert_path"
-        if (config.cloud(profile.name).device.cert_path is not None)
-        else "device.cert_path"
-    )
-    certificate = read_device_certificate(profile.identity.cert_path, cert_key)
+    identity = profile.identity
+    certificate = read_device_certificate(identity.cert_path, identity.cert_path_key)
     certificate.device_id  # noqa: B018 - fail early on a certificate without CN
     anchors = load_trust_anchors(profile.root_cert_path)
-    signer = open_signer(config, profile.identity, profile.name)
+    signer = open_signer(config, identity)
     try:
         check_matches_certificate(signer, certificate.leaf)
         tls = TlsClientContext(signer, certificate.pem, anchors, list(profile.alpn) or None)

@@ -152,7 +152,7 @@ def _open_signer_watching_warnings(state: _State) -> tuple[Signer, list[str]]:
     logger = logging.getLogger("edgeagent.pkcs11")
     logger.addHandler(handler)
     try:
-        signer = open_signer(state.config, state.profile.identity, state.profile.name)
+        signer = open_signer(state.config, state.profile.identity)
     finally:
         logger.removeHandler(handler)
     return signer, caught
@@ -173,12 +173,8 @@ def _key_found(state: _State) -> str:
 
 def _certificate(state: _State) -> str:
     assert state.profile is not None and state.signer is not None and state.config is not None
-    cert_key = (
-        f"{state.cloud}.device.cert_path"
-        if state.config.cloud(state.cloud).device.cert_path is not None
-        else "device.cert_path"
-    )
-    certificate = read_device_certificate(state.profile.identity.cert_path, cert_key)
+    identity = state.profile.identity
+    certificate = read_device_certificate(identity.cert_path, identity.cert_path_key)
     check_matches_certificate(state.signer, certificate.leaf)
     now = datetime.datetime.now(datetime.UTC)
     leaf = certificate.leaf

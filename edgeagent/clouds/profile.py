@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from edgeagent.config import DeviceIdentity
@@ -31,3 +32,11 @@ class CloudProfile:
 
     def username(self, device_id: str) -> str | None:
         return None
+
+
+def rules_path(cloud: str, config_dir: Path) -> Path:
+    """The user's copy in <config dir>/bridge/ if there is one, else ours."""
+    own = config_dir / "bridge" / f"{cloud}.toml"
+    if own.is_file():
+        return own
+    return Path(str(resources.files("edgeagent.clouds") / "rules" / f"{cloud}.toml"))

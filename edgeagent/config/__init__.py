@@ -15,10 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgeagent.config.env import env_overrides
     from edgeagent.config.file import CONFIG_FILE_NAME, config_file
     from edgeagent.config.keys import KeySpec, all_keys, env_var_name, lookup
-    from edgeagent.config.load import load_config
     from edgeagent.config.operations import (
         ConfigEntry,
         env_override,
@@ -36,17 +34,17 @@ if TYPE_CHECKING:
         DeviceConfig,
         DeviceIdentity,
     )
+    from edgeagent.config.sources import load_config
     from edgeagent.config.values import parse_host_port
 
 _WHERE = {
-    "env_overrides": "env",
     "CONFIG_FILE_NAME": "file",
     "config_file": "file",
     "KeySpec": "keys",
     "all_keys": "keys",
     "env_var_name": "keys",
     "lookup": "keys",
-    "load_config": "load",
+    "load_config": "sources",
     "ConfigEntry": "operations",
     "env_override": "operations",
     "get": "operations",
@@ -77,7 +75,6 @@ __all__ = [
     "all_keys",
     "config_file",
     "env_override",
-    "env_overrides",
     "env_var_name",
     "get",
     "list_values",

@@ -12,7 +12,9 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import ParseError
@@ -48,6 +50,16 @@ def read_document(path: Path) -> TOMLDocument | None:
         detail = str(error).removesuffix(f" at line {error.line} col {error.col}")
         # tomlkit counts columns from 0; editors and users count from 1.
         raise ConfigSyntaxError(str(path), error.line, error.col + 1, detail) from error
+
+
+def nested_get(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
+    """(found, value) for a dotted path in nested mappings (a document's tables)."""
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
 
 
 def file_mode(path: Path, holds_secret: bool) -> int:

@@ -4,6 +4,9 @@ Generated from edgeagent/config/schema.py by `python -m edgeagent.config.keytabl
 do not edit (tests/unit/test_config_quick.py checks it matches the schema).
 """
 
+CLOUDS: tuple[str, ...] = ("c8y",)
+"""Every cloud section of the schema, in schema order (read through edgeagent.clouds.registry)."""
+
 KEYS: dict[str, tuple[str, str | None, str]] = {
     "device.cryptoki.mode": ("one of: off, module, socket", "off", "AGENT_DEVICE_CRYPTOKI_MODE"),
     "device.cryptoki.module_path": ("an absolute path", None, "AGENT_DEVICE_CRYPTOKI_MODULE_PATH"),

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from edgeagent.config.keys import all_keys
+from edgeagent.config.schema import AgentConfig
 
 HEADER = '''"""Every configuration key: (format, default as `get` prints it, environment variable).
 
@@ -20,7 +21,10 @@ Generated from edgeagent/config/schema.py by `python -m edgeagent.config.keytabl
 do not edit (tests/unit/test_config_quick.py checks it matches the schema).
 """
 
-KEYS: dict[str, tuple[str, str | None, str]] = {
+CLOUDS: tuple[str, ...] = {clouds!r}
+"""Every cloud section of the schema, in schema order (read through edgeagent.clouds.registry)."""
+
+KEYS: dict[str, tuple[str, str | None, str]] = {{
 '''
 
 
@@ -41,7 +45,7 @@ def table() -> dict[str, tuple[str, str | None, str]]:
 
 def render() -> str:
     rows = [f"    {name!r}: {row!r},\n" for name, row in table().items()]
-    return HEADER + "".join(rows) + "}\n"
+    return HEADER.format(clouds=AgentConfig.cloud_names()) + "".join(rows) + "}\n"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from tomlkit.items import Table
 from tomlkit.toml_document import TOMLDocument
 
-from edgeagent.config.file import config_file, file_mode, read_document, write_document
+from edgeagent.config.file import (
+    config_file,
+    file_mode,
+    nested_get,
+    read_document,
+    write_document,
+)
 from edgeagent.config.keys import (
     KeySpec,
     absolute_if_path,
@@ -28,8 +34,8 @@ from edgeagent.config.keys import (
     lookup,
     to_toml,
 )
-from edgeagent.config.load import Source, load_with_sources, nested_get
 from edgeagent.config.schema import AgentConfig
+from edgeagent.config.sources import Source, load_with_sources
 from edgeagent.config.validation import config_error, parse_value
 from edgeagent.errors import InvalidConfigValue, MissingConfigValue
 

@@ -9,10 +9,14 @@ object the rest of the agent reads all come from these models::
     cfg.identity("c8y").key_uri         # c8y.device.key_uri, else device.key_uri
     cfg.c8y.host_port()                 # ("example.cumulocity.com", 8883)
 
-The models are plain pydantic ``BaseModel``s, not ``BaseSettings``: the
-environment is merged by :mod:`edgeagent.config.env` (see there for why), and
-``pydantic_settings`` alone costs ~0.1 s more to import than pydantic on
-every ``agent`` invocation.
+The sections are pydantic ``BaseModel``s; the whole, ``AgentConfig``, is a
+pydantic-settings ``BaseSettings`` whose sources (agent.toml, then AGENT_*
+variables) live in :mod:`edgeagent.config.sources`. Built directly,
+``AgentConfig(...)`` reads no source: only its arguments over the defaults.
+Only full configuration loads pay for pydantic and pydantic-settings: `agent
+config get` answers from the generated ``keytable.py`` when it can
+(``config/quick.py``), and the bridge's and signing service's lean runtimes
+never import this package.
 
 Each field is declared with :func:`key`, which records the doc and the
 example; a ``Format`` marker inside an ``Annotated`` type gives the
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edgeagent.config.values import name_list, parse_host_port
 from edgeagent.errors import MissingConfigValue, UnknownConfigKey
@@ -161,14 +166,29 @@ class DeviceConfig(Section):
 
 @dataclass(frozen=True)
 class DeviceIdentity:
-    """The key and certificate one cloud connection uses, overrides applied."""
+    """The key and certificate one cloud connection uses, overrides applied.
 
+    The one place that decides between ``<cloud>.device.*`` and ``device.*``
+    (:meth:`AgentConfig.identity`); each value that can be wrong comes with the
+    configuration key it was read from, so a message names the key to fix.
+    """
+
+    cloud: str
     key_uri: str | None
     key_path: Path | None
     cert_path: Path | None
+    key_uri_key: str = "device.key_uri"
+    """Which configuration key ``key_uri`` came from (or would come from, when unset)."""
+    cert_path_key: str = "device.cert_path"
+    """Which configuration key ``cert_path`` came from (for messages)."""
     key_pin: SecretStr | None = None
     key_pin_key: str = ""
     """Which configuration key ``key_pin`` came from (for messages)."""
+
+    @property
+    def key_path_keys(self) -> str:
+        """The keys that would set ``key_path``, most specific first (for messages)."""
+        return f"{self.cloud}.device.key_path / device.key_path"
 
 
 # -- clouds ------------------------------------------------------------------------
@@ -299,8 +319,10 @@ class P11ServerConfig(Section):
 # -- the whole file ------------------------------------------------------------------
 
 
-class AgentConfig(Section):
+class AgentConfig(BaseSettings):
     """The whole configuration: agent.toml plus AGENT_* overrides, validated."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     c8y: C8yConfig = Field(default_factory=C8yConfig)
@@ -308,6 +330,20 @@ class AgentConfig(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     p11_server: P11ServerConfig = Field(default_factory=P11ServerConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Our own sources are given per load (sources.load_with_sources, with
+        # the config directory and environment it reads); pydantic-settings'
+        # defaults would read AGENT_-less variable names and .env files.
+        return (init_settings,)
 
     @classmethod
     def cloud_names(cls) -> tuple[str, ...]:
@@ -331,16 +367,24 @@ class AgentConfig(Section):
     def identity(self, cloud: str) -> DeviceIdentity:
         """The device identity for one cloud: each <cloud>.device.* key, else device.*."""
         own = self.cloud(cloud).device
+        device = self.device
         return DeviceIdentity(
-            key_uri=own.key_uri if own.key_uri is not None else self.device.key_uri,
-            key_path=own.key_path if own.key_path is not None else self.device.key_path,
-            cert_path=own.cert_path if own.cert_path is not None else self.device.cert_path,
-            key_pin=own.key_pin if own.key_pin is not None else self.device.key_pin,
+            cloud=cloud,
+            key_uri=own.key_uri if own.key_uri is not None else device.key_uri,
+            key_uri_key=(
+                f"{cloud}.device.key_uri" if own.key_uri is not None else "device.key_uri"
+            ),
+            key_path=own.key_path if own.key_path is not None else device.key_path,
+            cert_path=own.cert_path if own.cert_path is not None else device.cert_path,
+            cert_path_key=(
+                f"{cloud}.device.cert_path" if own.cert_path is not None else "device.cert_path"
+            ),
+            key_pin=own.key_pin if own.key_pin is not None else device.key_pin,
             key_pin_key=(
                 f"{cloud}.device.key_pin"
                 if own.key_pin is not None
                 else "device.key_pin"
-                if self.device.key_pin is not None
+                if device.key_pin is not None
                 else ""
             ),
         )

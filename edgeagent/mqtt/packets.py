@@ -45,6 +45,16 @@ class Publish:
     packet_id: int  # 0 for QoS 0
 
 
+@dataclass(frozen=True, slots=True)
+class Will:
+    """The message the broker publishes for us when our connection dies unannounced."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+
+
 # -- encoding ------------------------------------------------------------------------
 
 
@@ -71,14 +81,13 @@ def connect(
     keepalive: int,
     clean_session: bool,
     username: str | None = None,
-    will: tuple[str, bytes, int, bool] | None = None,
+    will: Will | None = None,
 ) -> bytes:
     flags = 0x02 if clean_session else 0
     payload = _string(client_id)
     if will is not None:
-        topic, message, qos, retain = will
-        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-        payload += _string(topic) + _string(message)
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+        payload += _string(will.topic) + _string(will.payload)
     if username is not None:
         flags |= 0x80
         payload += _string(username)

@@ -1,10 +1,13 @@
 """One MQTT 3.1.1 connection for the bridge, driven by the bridge's event loop.
 
-    session = MqttSession(endpoint, events)
+    session = MqttSession(endpoint, events, will=Will("health", b"down", qos=1, retain=True))
     session.connect()                       # blocking: TCP, TLS, CONNECT/CONNACK
     ...selector says readable...  session.on_readable()
-    session.publish("s/us", b"...", qos=1, retain=False, token=origin)
+    session.publish("s/us", b"...", qos=1, token=origin)
     ...events.on_delivered(session, origin) when the broker has it...
+
+The token is the caller's, opaque here (the bridge's ``Delivery``: what to
+acknowledge on the other side); ``MqttSession[T]`` carries tokens of type T.
 
 The session (clean_session=False) outlives the socket: QoS 1/2 messages not
 yet acknowledged by the broker are sent again, marked DUP, after a
@@ -23,11 +26,12 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from edgeagent.errors import BrokerRefused, BrokerUnreachable
 from edgeagent.mqtt import packets as p
 from edgeagent.mqtt.endpoint import Endpoint
+from edgeagent.mqtt.packets import Will
 
 log = logging.getLogger("edgeagent.bridge")
 
@@ -37,29 +41,33 @@ WRITE_CHUNK = 64 * 1024
 MAX_WRITE_BUFFER = 4 << 20  # QoS 0 beyond this is dropped rather than hoarded
 
 
-class SessionEvents(Protocol):
-    def on_message(self, session: MqttSession, message: p.Publish) -> None: ...
+TokenT = TypeVar("TokenT")
 
-    def on_delivered(self, session: MqttSession, token: Any) -> None: ...
+
+class SessionEvents(Protocol[TokenT]):
+    def on_message(self, session: MqttSession[TokenT], message: p.Publish) -> None: ...
+
+    def on_delivered(self, session: MqttSession[TokenT], token: TokenT | None) -> None:
+        """The broker has the message published with ``token`` (QoS 1: PUBACK, 2: PUBREC)."""
 
 
 @dataclass(slots=True)
-class _Outgoing:
+class _Outgoing(Generic[TokenT]):
     topic: str
     payload: bytes
     qos: int
     retain: bool
-    token: Any
+    token: TokenT | None
     packet_id: int = 0
     released: bool = False  # QoS 2: PUBREC came, PUBREL sent
 
 
-class MqttSession:
+class MqttSession(Generic[TokenT]):
     def __init__(
         self,
         endpoint: Endpoint,
-        events: SessionEvents,
-        will: tuple[str, bytes] | None = None,
+        events: SessionEvents[TokenT],
+        will: Will | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._events = events
@@ -68,8 +76,8 @@ class MqttSession:
         self.up = False
         self._reader = p.PacketReader()
         self._wbuf = bytearray()
-        self._inflight: dict[int, _Outgoing] = {}
-        self._queue: deque[_Outgoing] = deque()
+        self._inflight: dict[int, _Outgoing[TokenT]] = {}
+        self._queue: deque[_Outgoing[TokenT]] = deque()
         # Inbound messages, by packet id, in the broker session `generation`:
         # forwarded and not yet acked (so a DUP redelivery is not forwarded
         # twice), QoS 2 ones acked with PUBREC until PUBREL, and acks owed
@@ -107,11 +115,10 @@ class MqttSession:
                 sock = ep.tls.wrap_socket(raw, server_hostname=ep.host)
                 sock.settimeout(ep.connect_timeout)
                 sock.do_handshake()
-            will = (self._will[0], self._will[1], 1, True) if self._will else None
             self.sock = sock
             self._reader = p.PacketReader()
             self._wbuf.clear()
-            self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, will))
+            self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, self._will))
             self._flush_blocking()
             present, code = self._await_connack()
         except BaseException:
@@ -192,8 +199,20 @@ class MqttSession:
 
     # -- sending -------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, token: Any) -> bool:
-        """Queue a message. QoS 0 is sent only when up; False if it was dropped."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        token: TokenT | None = None,
+    ) -> bool:
+        """Queue a message. QoS 0 is sent only when up; False if it was dropped.
+
+        At QoS 1 and 2, ``events.on_delivered(self, token)`` follows once the
+        broker has it.
+        """
         if qos == 0:
             if not self.up or len(self._wbuf) > MAX_WRITE_BUFFER:
                 self.dropped_qos0 += 1

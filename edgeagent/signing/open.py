@@ -1,6 +1,6 @@
 """Open the Signer that ``device.cryptoki.mode`` asks for.
 
-    spec = signer_spec(config, identity, "c8y")   # everything resolved, plain values
+    spec = signer_spec(config, config.identity("c8y"))   # resolved, plain values
     signer = open_signer_from(spec)
 
 ``SignerSpec`` holds plain values so that a process without the
@@ -39,7 +39,7 @@ class SignerSpec:
         return f"SignerSpec(mode={self.mode!r}, key_uri={self.key_uri!r})"
 
 
-def signer_spec(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> SignerSpec:
+def signer_spec(config: AgentConfig, identity: DeviceIdentity) -> SignerSpec:
     """Resolve the configuration into what opening the signer needs."""
     cryptoki = config.device.cryptoki
     if cryptoki.mode == "module":
@@ -64,8 +64,7 @@ def signer_spec(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Si
         return SignerSpec("socket", key_uri=identity.key_uri, socket_path=str(cryptoki.socket_path))
     if identity.key_path is None:
         raise MissingConfigValue(
-            f"no device key: device.cryptoki.mode is 'off' and {cloud}.device.key_path / "
-            "device.key_path is not set",
+            f"no device key: device.cryptoki.mode is 'off' and {identity.key_path_keys} is not set",
             "agent config set device.key_path /etc/agent/device-certs/device.key, or keep the "
             "key on a token: agent config set device.cryptoki.mode module",
         )
@@ -93,6 +92,6 @@ def open_signer_from(spec: SignerSpec) -> Signer:
     return FileSigner(Path(spec.key_path))
 
 
-def open_signer(config: AgentConfig, identity: DeviceIdentity, cloud: str) -> Signer:
-    """The device key for one cloud: on a token (module or socket) or in a file."""
-    return open_signer_from(signer_spec(config, identity, cloud))
+def open_signer(config: AgentConfig, identity: DeviceIdentity) -> Signer:
+    """The device key for ``identity.cloud``: on a token (module or socket) or in a file."""
+    return open_signer_from(signer_spec(config, identity))

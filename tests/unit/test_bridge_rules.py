@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent.bridge.rules import TopicRules, topic_matches
-from edgeagent.clouds.c8y import rules_path
+from edgeagent.clouds.profile import rules_path
 from edgeagent.errors import ConfigError
 
 

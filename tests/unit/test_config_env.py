@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeagent.config import env_overrides, get, list_values, load_config, set_value
+from edgeagent.config import AgentConfig, get, list_values, load_config, set_value
+from edgeagent.config.sources import AgentEnvSource
 from edgeagent.errors import InvalidConfigValue
 
 
@@ -18,10 +19,11 @@ def _clean_environment(monkeypatch):
 
 
 def test_env_names_map_to_keys():
-    found = env_overrides({"AGENT_C8Y_DEVICE_KEY_URI": "pkcs11:token=x", "AGENT_NOPE": "1"})
-    assert {spec.name: raw for spec, raw in found.items()} == {
-        "c8y.device.key_uri": "pkcs11:token=x"
-    }
+    found = AgentEnvSource(
+        AgentConfig, {"AGENT_C8Y_DEVICE_KEY_URI": "pkcs11:token=x", "AGENT_NOPE": "1"}
+    )
+    assert found.keys == {"c8y.device.key_uri"}
+    assert found() == {"c8y": {"device": {"key_uri": "pkcs11:token=x"}}}
 
 
 def test_env_beats_file_beats_default(tmp_path):

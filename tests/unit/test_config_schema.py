@@ -175,7 +175,9 @@ def test_per_cloud_identity_overrides_device_wide_key_by_key():
         }
     )
     assert cfg.identity("c8y") == DeviceIdentity(
+        cloud="c8y",
         key_uri="pkcs11:token=t;object=c8y",
+        key_uri_key="c8y.device.key_uri",
         key_path=Path("/etc/agent/device.key"),
         cert_path=Path("/etc/agent/device.pem"),
     )

@@ -79,7 +79,7 @@ def test_arbitrary_bytes_never_crash_the_reader(data: bytes) -> None:
 
 
 def test_connect_and_subscribe_encodings() -> None:
-    wire = p.connect("dev", 60, False, will=("h", b"down", 1, True))
+    wire = p.connect("dev", 60, False, will=p.Will("h", b"down", qos=1, retain=True))
     [(kind, _, body)] = list(p.PacketReader().feed(wire))
     assert kind == p.CONNECT
     assert body[:7] == b"\x00\x04MQTT\x04"

@@ -37,14 +37,14 @@ class Events:
         self.messages: list[p.Publish] = []
         self.delivered: list[Any] = []
 
-    def on_message(self, session: MqttSession, message: p.Publish) -> None:
+    def on_message(self, session: MqttSession[Any], message: p.Publish) -> None:
         self.messages.append(message)
 
-    def on_delivered(self, session: MqttSession, token: Any) -> None:
+    def on_delivered(self, session: MqttSession[Any], token: Any) -> None:
         self.delivered.append(token)
 
 
-def connected(present: bool = False) -> tuple[MqttSession, FakeSocket, Events]:
+def connected(present: bool = False) -> tuple[MqttSession[Any], FakeSocket, Events]:
     events = Events()
     session = MqttSession(Endpoint("local", "h", 1, "c"), events)
     sock = FakeSocket()
@@ -54,7 +54,7 @@ def connected(present: bool = False) -> tuple[MqttSession, FakeSocket, Events]:
     return session, sock, events
 
 
-def deliver(session: MqttSession, sock: FakeSocket, packet: bytes) -> None:
+def deliver(session: MqttSession[Any], sock: FakeSocket, packet: bytes) -> None:
     sock.inbox.append(packet)
     session.on_readable()
     session.flush()
@@ -115,7 +115,7 @@ def test_resume_resends_unacked_in_sending_order_and_keeps_subscribe_ids_apart()
     sock = FakeSocket()
     session.resume(sock, present=False)
     for n in range(3):
-        session.publish("s/us", b"%d" % n, 1, False, token=n)
+        session.publish("s/us", b"%d" % n, qos=1, token=n)
     session.flush()
     sent = sock.packets()
     subscribe_id = p.parse_packet_id(sent[0][2])
@@ -132,7 +132,7 @@ def test_resume_resends_unacked_in_sending_order_and_keeps_subscribe_ids_apart()
 
 def test_qos2_outbound_is_delivered_at_pubrec_and_released() -> None:
     session, sock, events = connected()
-    session.publish("t", b"x", 2, False, token="tok")
+    session.publish("t", b"x", qos=2, token="tok")
     session.flush()
     [(_, flags, body)] = sock.packets()
     packet_id = p.parse_publish(flags, body).packet_id
