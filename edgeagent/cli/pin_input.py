@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from edgeagent.errors import ConfigError, MissingConfigValue
+from edgeagent.errors import ConfigError, MissingConfigValue, UsageError
 
 
 def read_pin(
@@ -21,10 +21,11 @@ def read_pin(
     file: Path | None,
     file_option: str,
     env_var: str | None = None,
+    old_env_var: str | None = None,
     configured: str | None = None,
     confirm: bool = False,
 ) -> str:
-    """The PIN from ``file``, else ``env_var``, else ``configured``, else a prompt."""
+    """The PIN from ``file``, else ``env_var`` (or its old name), ``configured``, a prompt."""
     if file is not None:
         try:
             pin = file.read_text().rstrip("\r\n")
@@ -38,6 +39,13 @@ def read_pin(
         return pin
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
+    if old_env_var and env_var and os.environ.get(old_env_var):
+        print(
+            f"warning: {old_env_var} is deprecated and will be removed in the next release; "
+            f"use {env_var}",
+            file=sys.stderr,
+        )
+        return os.environ[old_env_var]
     if configured:
         return configured
     if not sys.stdin.isatty():
@@ -48,7 +56,7 @@ def read_pin(
         )
     pin = getpass.getpass(f"{what}: ")
     if confirm and getpass.getpass(f"{what} again: ") != pin:
-        raise ConfigError(f"the two {what}s differ", "run the command again")
+        raise UsageError(f"the two {what}s differ", "run the command again")
     if not pin:
         raise MissingConfigValue(f"empty {what}", "type the PIN at the prompt")
     return pin

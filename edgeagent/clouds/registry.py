@@ -8,7 +8,7 @@ from pathlib import Path
 from edgeagent.clouds.c8y import c8y_profile
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.config import AgentConfig
-from edgeagent.errors import ConfigError
+from edgeagent.errors import UnknownCloud
 
 _PROFILES: dict[str, Callable[[AgentConfig, Path], CloudProfile]] = {"c8y": c8y_profile}
 
@@ -19,7 +19,7 @@ def cloud_profile(cloud: str, config: AgentConfig, config_dir: Path) -> CloudPro
     try:
         build = _PROFILES[cloud]
     except KeyError:
-        raise ConfigError(
+        raise UnknownCloud(
             f"unknown cloud {cloud!r}",
             f"use one of: {', '.join(CLOUDS)}",
         ) from None

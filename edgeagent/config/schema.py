@@ -28,7 +28,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from edgeagent.config.values import name_list, parse_host_port
-from edgeagent.errors import MissingConfigValue, UnknownConfigKey
+from edgeagent.errors import MissingConfigValue, UnknownCloud
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,7 @@ class AgentConfig(Section):
 
     def cloud(self, name: str) -> CloudConfig:
         if name not in self.cloud_names():
-            raise UnknownConfigKey(
+            raise UnknownCloud(
                 f"no cloud named {name!r}",
                 f"use one of: {', '.join(self.cloud_names())}",
             )

@@ -1,8 +1,14 @@
 """What each `agent hsm` command does; the CLI only parses and prints.
 
-    outcome = create_key(config_dir, admin, KeyRequest(spec="ec-p256"))
+    admin = open_admin(config, pins)   # socket mode: no PIN; module mode: pins.user_pin()
+    outcome = create_key(config_dir, admin, KeyRequest(spec="ec-p256"), pins)
     outcome.created.entry.uri      # printed on stdout
     outcome.wrote                  # device.key_uri updated?
+
+``pins`` is how the caller gets a PIN when the work needs one (a file, a
+variable, a prompt: the CLI's ``pin_input``); which PIN is needed, and
+whether any is, is decided here. python-pkcs11 is imported inside the
+functions that load a module: socket mode never loads it.
 
 Configuration rules:
 
@@ -23,25 +29,29 @@ Configuration rules:
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 
+from edgeagent.certs.commands import current_key_spec
 from edgeagent.config import AgentConfig, get, load_config, set_value
 from edgeagent.errors import (
     AgentError,
-    CertificateUnreadable,
     ConfigError,
+    FileWriteError,
     KeyInUse,
     KeyNotFound,
-    MissingConfigValue,
     TokenError,
     TokenNotFound,
     TokenNotInitialized,
+    UsageError,
 )
-from edgeagent.hsm.backend import TokenAdmin
+from edgeagent.hsm import DEFAULT_TOKEN_LABEL
+from edgeagent.hsm.backend import TokenAdmin, open_token_admin
 from edgeagent.pkcs11 import admin as p11admin
 from edgeagent.pkcs11.tokens import TokenDescription
 from edgeagent.pkcs11.uri import Pkcs11Uri
@@ -51,6 +61,28 @@ SOCKET_MODE_FIX = (
     "agent --config-dir /etc/agent-p11-server hsm {command} ..., "
     "then restart agent-p11-server"
 )
+
+
+class PinSource(Protocol):
+    """Where the PINs come from, asked only when the work needs them."""
+
+    def user_pin(self, *, confirm: bool = False) -> str: ...
+
+    def so_pin(self) -> str: ...
+
+    def new_pin(self) -> str: ...
+
+
+def open_admin(config: AgentConfig, pins: PinSource) -> TokenAdmin:
+    """The token's administration; in socket mode the service logs in with its own PIN."""
+    if config.device.cryptoki.mode == "socket":
+        return open_token_admin(config, None)
+    return open_token_admin(config, pins.user_pin())
+
+
+def token_part(uri: Pkcs11Uri) -> Pkcs11Uri:
+    """The URI with only its token attributes: the token a key URI's key lives on."""
+    return Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
 
 
 def configured_key_uris(config: AgentConfig) -> dict[str, Pkcs11Uri]:
@@ -88,6 +120,21 @@ class InitOutcome:
     result: p11admin.InitResult
     pin_stored: bool
     """True when device.cryptoki.pin was unset and now holds the user PIN."""
+
+
+def init(
+    config_dir: Path,
+    label: str,
+    pins: PinSource,
+    *,
+    slot_id: int | None = None,
+    reinit: bool = False,
+) -> InitOutcome:
+    """`agent hsm init`: module mode checked before any PIN is asked for."""
+    require_module_mode(load_config(config_dir), "init")
+    so_pin = pins.so_pin()
+    user_pin = pins.user_pin(confirm=True)
+    return init_token(config_dir, label, so_pin, user_pin, slot_id=slot_id, reinit=reinit)
 
 
 def init_token(
@@ -133,6 +180,8 @@ class KeyRequest:
     cloud: str | None = None
     public_key_path: Path | None = None
     write_config: bool = True
+    token_label: str = DEFAULT_TOKEN_LABEL
+    """The label of the token initialised when there is none (module mode)."""
 
 
 @dataclass(frozen=True)
@@ -146,17 +195,18 @@ class CreateOutcome:
     note: str = ""
 
 
-AutoInit = Callable[[], InitOutcome]
-"""Initialises a token when there is none (module mode); asks for the SO PIN."""
-
-
 def create_key(
     config_dir: Path,
     admin: TokenAdmin,
     request: KeyRequest,
-    auto_init: AutoInit | None = None,
+    pins: PinSource | None = None,
+    notify: Callable[[str], None] = lambda _: None,
 ) -> CreateOutcome:
-    """Make (or reuse) the key; write its URI to the configuration (module docstring)."""
+    """Make (or reuse) the key; write its URI to the configuration (module docstring).
+
+    With ``pins``, in module mode, a token is initialised when there is none
+    at all (``notify`` says so before the SO PIN is asked for).
+    """
     config = load_config(config_dir)
     names_token = request.token_uri is not None and request.token_uri.names_token
     try:
@@ -165,9 +215,11 @@ def create_key(
         )
     except (TokenNotInitialized, TokenNotFound):
         # "no token yet": initialise one, unless the user named one we did not find.
-        if auto_init is None or names_token or not _no_token_at_all(admin):
+        socket = config.device.cryptoki.mode == "socket"
+        if pins is None or socket or names_token or not _no_token_at_all(admin):
             raise
-        auto_init()
+        notify(f"no token yet: initialising one labelled {request.token_label!r}")
+        init_token(config_dir, request.token_label, pins.so_pin(), pins.user_pin())
         created = admin.create_key(
             request.token_uri, request.spec, request.label, request.key_id, request.force_new
         )
@@ -227,10 +279,39 @@ def write_public_key(key: p11admin.KeyListing, path: Path) -> None:
     try:
         path.write_bytes(pem)
     except OSError as error:
-        raise CertificateUnreadable(
+        raise FileWriteError(
             f"cannot write the public key to {path}: {error.strerror}",
             "choose a writable --public-key path",
         ) from error
+
+
+def create_renewal_key(
+    config_dir: Path,
+    cloud: str,
+    pins: PinSource,
+    *,
+    spec: p11admin.KeySpec | None = None,
+    label: str | None = None,
+) -> p11admin.CreatedKey:
+    """`agent cert renew --new-key`: a new key beside the current one, config untouched.
+
+    Of the current certificate's key type unless ``spec``, labelled
+    ``device-key-<UTC timestamp>`` unless ``label``, on the token the
+    current key URI names (else the only token).
+    """
+    config = load_config(config_dir)
+    spec = spec or current_key_spec(config_dir, cloud)
+    label = label or f"device-key-{datetime.datetime.now(datetime.UTC):%Y%m%d%H%M%S}"
+    key_uri = config.identity(cloud).key_uri
+    token_uri = token_part(Pkcs11Uri.parse(key_uri)) if key_uri else None
+    request = KeyRequest(
+        spec=spec, label=label, token_uri=token_uri, force_new=True, write_config=False
+    )
+    admin = open_admin(config, pins)
+    try:
+        return create_key(config_dir, admin, request).created
+    finally:
+        admin.close()
 
 
 # -- list ---------------------------------------------------------------------------------
@@ -267,7 +348,7 @@ def delete_key(
     """Delete the key named by label / id; None when ``confirm`` said no."""
     wanted = key_filter(token_uri, label, key_id)
     if wanted is None or not wanted.names_key:
-        raise KeyNotFound(
+        raise UsageError(
             "delete-key needs the key's label or id", "pass --label or --id (see list-keys)"
         )
     keys = admin.list_keys(wanted)
@@ -292,14 +373,10 @@ def delete_key(
         return None
     if not wanted.names_token:
         # Found on one token: delete there, rather than asking which token.
-        holders = {_token_part(Pkcs11Uri.parse(k.uri)) for k in keys}
+        holders = {token_part(Pkcs11Uri.parse(k.uri)) for k in keys}
         if len(holders) == 1:
             wanted = replace(holders.pop(), object=wanted.object, id=wanted.id)
     return admin.delete_key(wanted, wanted.object, wanted.id)
-
-
-def _token_part(uri: Pkcs11Uri) -> Pkcs11Uri:
-    return Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
 
 
 # -- change-pin ---------------------------------------------------------------------------
@@ -310,6 +387,16 @@ class PinOutcome:
     token: str
     config_updated: bool
     note: str = ""
+
+
+def change_user_pin(
+    config_dir: Path, token_uri: Pkcs11Uri | None, pins: PinSource, *, reset: bool
+) -> PinOutcome:
+    """`agent hsm change-pin`: with the current PIN, or (``reset``) with the SO PIN."""
+    require_module_mode(load_config(config_dir), "change-pin")
+    so_pin = pins.so_pin() if reset else None
+    old_pin = None if so_pin is not None else pins.user_pin()
+    return change_pin(config_dir, token_uri, pins.new_pin(), old_pin=old_pin, so_pin=so_pin)
 
 
 def change_pin(
@@ -327,7 +414,7 @@ def change_pin(
     config = load_config(config_dir)
     require_module_mode(config, "change-pin")
     if (old_pin is None) == (so_pin is None):
-        raise MissingConfigValue("change-pin needs either the current PIN or the SO PIN")
+        raise UsageError("change-pin needs either the current PIN or the SO PIN")
     module = load_module(module_for(token_uri, config.device.cryptoki.module_path))
     found = p11admin.choose_token(module, token_uri)
     if so_pin is not None:
