@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, overload
 
+from edgeagent.errors import UsageError
+
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
 _RENAMED = "renamed__"
 
@@ -199,6 +201,4 @@ def resolve_renamed(args: argparse.Namespace) -> None:
 def require(args: argparse.Namespace, dest: str, option: str) -> None:
     """A required option whose old spelling may stand in for it (checked after resolving)."""
     if getattr(args, dest, None) is None:
-        from edgeagent.errors import UsageError
-
         raise UsageError(f"{option} is required", f"pass {option} (see --help)")

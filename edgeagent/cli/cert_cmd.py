@@ -1,7 +1,7 @@
 """`agent cert create|create-csr|show|renew`: certificates signed by the device key.
 
 What each command does is :mod:`edgeagent.certs.commands` (and, for a renewal
-with a new key, :mod:`edgeagent.hsm.commands`); they are imported inside the
+with a new key, :mod:`edgeagent.hsm.keys`); they are imported inside the
 functions that run a command, so building the parser stays light.
 """
 
@@ -104,9 +104,9 @@ def _renew(args: argparse.Namespace) -> int:
     cloud = _cloud(args)
     new_key_uri = None
     if args.new_key:
-        from edgeagent.cli.hsm_cmd import CliPins
+        from edgeagent.cli.pin_input import CliPins
         from edgeagent.config import load_config
-        from edgeagent.hsm.commands import create_renewal_key
+        from edgeagent.hsm.keys import create_renewal_key
 
         pins = CliPins(args, load_config(config_dir))
         key = create_renewal_key(config_dir, cloud, pins, spec=args.type, label=args.label)
@@ -144,7 +144,7 @@ def _common(parser: argparse.ArgumentParser, *, rsa: bool = True) -> None:
 
 
 def register(sub: Subparsers) -> None:
-    from edgeagent.cli.hsm_cmd import add_pin_file
+    from edgeagent.cli.pin_input import add_pin_file
     from edgeagent.pkcs11.keyspecs import KEY_SPECS
 
     cert = add_command(

@@ -3,7 +3,7 @@
 Results (URIs, listings) go to stdout, guidance to stderr, so
 ``agent hsm create-key > uri.txt`` captures just the URI. What each command
 does (which PIN, which mode, what the configuration gets) is
-:mod:`edgeagent.hsm.commands`. That and the configuration layer are imported
+:mod:`edgeagent.hsm` (keys.py, token_setup.py). That and the configuration layer are imported
 inside the functions that run a command: every `agent` invocation builds
 this parser, and `agent config get` must not pay for pydantic or python-pkcs11.
 """
@@ -25,16 +25,12 @@ from edgeagent.cli.args import (
     require,
 )
 from edgeagent.cli.exit_codes import OK
+from edgeagent.cli.pin_input import CliPins, add_new_pin_file, add_pin_file, add_so_pin_file
 
 if TYPE_CHECKING:
     from edgeagent.config import AgentConfig
     from edgeagent.pkcs11.admin import KeyListing
     from edgeagent.pkcs11.uri import Pkcs11Uri
-
-SO_PIN_ENV = "EDGEAGENT_SO_PIN"
-NEW_PIN_ENV = "EDGEAGENT_NEW_PIN"
-# Their names until this release: they looked like overrides of config keys that do not exist.
-OLD_PIN_ENV = {SO_PIN_ENV: "AGENT_HSM_SO_PIN", NEW_PIN_ENV: "AGENT_HSM_NEW_PIN"}
 
 
 def _hex_id(text: str) -> bytes:
@@ -56,49 +52,11 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     return load_config(config_dir_from(args))
 
 
-class CliPins:
-    """PINs as the user gives them on this command line (edgeagent.hsm.commands.PinSource)."""
-
-    def __init__(self, args: argparse.Namespace, config: AgentConfig) -> None:
-        self._args = args
-        self._config = config
-
-    def user_pin(self, *, confirm: bool = False) -> str:
-        from edgeagent.cli.pin_input import read_pin
-
-        pin = self._config.device.cryptoki.pin
-        return read_pin(
-            "user PIN",
-            file=getattr(self._args, "pin_file", None),
-            file_option="--pin-file",
-            configured=pin.get_secret_value() if pin is not None else None,
-            confirm=confirm,
-        )
-
-    def so_pin(self) -> str:
-        return self._from("SO PIN", "so_pin_file", "--so-pin-file", SO_PIN_ENV)
-
-    def new_pin(self) -> str:
-        return self._from("new user PIN", "new_pin_file", "--new-pin-file", NEW_PIN_ENV, True)
-
-    def _from(self, what: str, dest: str, option: str, env: str, confirm: bool = False) -> str:
-        from edgeagent.cli.pin_input import read_pin
-
-        return read_pin(
-            what,
-            file=getattr(self._args, dest, None),
-            file_option=option,
-            env_var=env,
-            old_env_var=OLD_PIN_ENV[env],
-            confirm=confirm,
-        )
-
-
 # -- commands ---------------------------------------------------------------------------
 
 
 def _init(args: argparse.Namespace) -> int:
-    from edgeagent.hsm.commands import init
+    from edgeagent.hsm.token_setup import init
 
     require(args, "token_label", "--token-label")
     config = _config(args)
@@ -148,7 +106,8 @@ def _print_key(key: KeyListing) -> None:
 
 
 def _list_keys(args: argparse.Namespace) -> int:
-    from edgeagent.hsm.commands import key_filter, open_admin
+    from edgeagent.hsm.keys import key_filter
+    from edgeagent.hsm.policy import open_admin
 
     config = _config(args)
     admin = open_admin(config, CliPins(args, config))
@@ -166,7 +125,8 @@ def _list_keys(args: argparse.Namespace) -> int:
 
 
 def _create_key(args: argparse.Namespace) -> int:
-    from edgeagent.hsm.commands import KeyRequest, create_key, open_admin
+    from edgeagent.hsm.keys import KeyRequest, create_key
+    from edgeagent.hsm.policy import open_admin
 
     config = _config(args)
     pins = CliPins(args, config)
@@ -203,7 +163,8 @@ def _create_key(args: argparse.Namespace) -> int:
 
 def _delete_key(args: argparse.Namespace) -> int:
     from edgeagent.cli.pin_input import ask_yes
-    from edgeagent.hsm.commands import delete_key, open_admin
+    from edgeagent.hsm.keys import delete_key
+    from edgeagent.hsm.policy import open_admin
 
     config = _config(args)
     admin = open_admin(config, CliPins(args, config))
@@ -235,7 +196,7 @@ def _delete_key(args: argparse.Namespace) -> int:
 
 
 def _change_pin(args: argparse.Namespace) -> int:
-    from edgeagent.hsm.commands import change_user_pin
+    from edgeagent.hsm.token_setup import change_user_pin
 
     config = _config(args)
     reset = args.reset or args.so_pin_file is not None  # an SO PIN given means a reset
@@ -252,26 +213,6 @@ def _change_pin(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------
-
-
-def add_pin_file(parser: argparse.ArgumentParser, help: str = "") -> None:
-    parser.add_argument(
-        "--pin-file",
-        type=Path,
-        metavar="FILE",
-        help=help
-        or "file holding the user PIN (default: device.cryptoki.pin, "
-        "AGENT_DEVICE_CRYPTOKI_PIN, else a prompt on a terminal)",
-    )
-
-
-def _so_pin_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--so-pin-file",
-        type=Path,
-        metavar="FILE",
-        help=f"file holding the security officer PIN (or {SO_PIN_ENV}; else a prompt)",
-    )
 
 
 def _token_uri(parser: argparse.ArgumentParser, text: str = "") -> None:
@@ -348,16 +289,11 @@ def register(sub: Subparsers) -> None:
     )
     _token_uri(change)
     add_pin_file(change)
-    _so_pin_file(change)
+    add_so_pin_file(change)
     change.add_argument(
         "--reset", action="store_true", help="reset with the SO PIN instead of the current PIN"
     )
-    change.add_argument(
-        "--new-pin-file",
-        type=Path,
-        metavar="FILE",
-        help=f"file holding the new PIN (or {NEW_PIN_ENV}; else a prompt)",
-    )
+    add_new_pin_file(change)
     change.set_defaults(run=_change_pin)
 
 
@@ -384,7 +320,7 @@ def _register_init(actions: Subparsers) -> None:
     )
     add_renamed(init, "--reinit", "--force", flag=True)
     add_pin_file(init)
-    _so_pin_file(init)
+    add_so_pin_file(init)
     init.set_defaults(run=_init)
 
 
@@ -419,5 +355,5 @@ def _register_create_key(actions: Subparsers) -> None:
     )
     _token_uri(create)
     add_pin_file(create)
-    _so_pin_file(create)
+    add_so_pin_file(create)
     create.set_defaults(run=_create_key)

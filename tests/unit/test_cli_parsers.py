@@ -131,3 +131,24 @@ def test_building_the_parser_loads_no_cloud_registry() -> None:
 def test_a_missing_required_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hsm", "init"]) == 2
     assert "--token-label is required" in capsys.readouterr().err
+
+
+def test_an_old_pin_variable_still_works_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeagent.cli.pin_input import NEW_PIN_ENV, OLD_PIN_ENV, SO_PIN_ENV, read_pin
+
+    for env in (SO_PIN_ENV, NEW_PIN_ENV):
+        monkeypatch.delenv(env, raising=False)
+        monkeypatch.setenv(OLD_PIN_ENV[env], "4321")
+        pin = read_pin(
+            "PIN", file=None, file_option="--x", env_var=env, old_env_var=OLD_PIN_ENV[env]
+        )
+        assert pin == "4321"
+        assert f"warning: {OLD_PIN_ENV[env]} is deprecated" in capsys.readouterr().err
+        monkeypatch.setenv(env, "8765")  # the new name wins, silently
+        pin = read_pin(
+            "PIN", file=None, file_option="--x", env_var=env, old_env_var=OLD_PIN_ENV[env]
+        )
+        assert pin == "8765" and capsys.readouterr().err == ""
+    assert not any(env.startswith("AGENT_") for env in (SO_PIN_ENV, NEW_PIN_ENV))

@@ -1,4 +1,4 @@
-"""The `agent hsm` rules of edgeagent.hsm.commands, against a fake TokenAdmin.
+"""The `agent hsm` rules of edgeagent.hsm (policy, keys, token_setup), against a fake TokenAdmin.
 
 Which configuration key create-key writes or leaves, what delete-key
 refuses, which PIN is asked for when: pure rules over a config dir and a
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeagent.config import get, set_value
+from edgeagent.config import get, load_config, set_value
 from edgeagent.errors import (
     ConfigError,
     FileWriteError,
@@ -22,7 +22,7 @@ from edgeagent.errors import (
     TokenNotInitialized,
     UsageError,
 )
-from edgeagent.hsm import commands
+from edgeagent.hsm import keys, policy, token_setup
 from edgeagent.pkcs11.admin import CreatedKey, KeyListing, KeySpec, SlotListing
 from edgeagent.pkcs11.uri import Pkcs11Uri
 
@@ -123,13 +123,13 @@ def _value(config_dir: Path, key: str) -> str | None:
 
 
 def test_create_key_writes_device_key_uri_when_unset(config_dir: Path) -> None:
-    outcome = commands.create_key(config_dir, FakeAdmin(), commands.KeyRequest())
+    outcome = keys.create_key(config_dir, FakeAdmin(), keys.KeyRequest())
     assert outcome.wrote and outcome.config_key == "device.key_uri"
     assert _value(config_dir, "device.key_uri") == outcome.created.entry.uri
 
 
 def test_create_key_for_a_cloud_writes_only_that_clouds_key_uri(config_dir: Path) -> None:
-    outcome = commands.create_key(config_dir, FakeAdmin(), commands.KeyRequest(cloud="c8y"))
+    outcome = keys.create_key(config_dir, FakeAdmin(), keys.KeyRequest(cloud="c8y"))
     assert outcome.config_key == "c8y.device.key_uri"
     assert _value(config_dir, "c8y.device.key_uri") == outcome.created.entry.uri
     assert _value(config_dir, "device.key_uri") is None
@@ -137,15 +137,15 @@ def test_create_key_for_a_cloud_writes_only_that_clouds_key_uri(config_dir: Path
 
 def test_create_key_replaces_a_key_uri_naming_no_existing_key(config_dir: Path) -> None:
     set_value(config_dir, "device.key_uri", "pkcs11:token=fake;object=gone")
-    outcome = commands.create_key(config_dir, FakeAdmin(), commands.KeyRequest())
+    outcome = keys.create_key(config_dir, FakeAdmin(), keys.KeyRequest())
     assert outcome.wrote and "names no existing key" in outcome.note
     assert _value(config_dir, "device.key_uri") == outcome.created.entry.uri
 
 
 def test_create_key_leaves_a_key_uri_naming_another_existing_key(config_dir: Path) -> None:
     admin = FakeAdmin()
-    first = commands.create_key(config_dir, admin, commands.KeyRequest(label="first"))
-    second = commands.create_key(config_dir, admin, commands.KeyRequest(label="second"))
+    first = keys.create_key(config_dir, admin, keys.KeyRequest(label="first"))
+    second = keys.create_key(config_dir, admin, keys.KeyRequest(label="second"))
     assert not second.wrote
     assert second.suggestion == (f'agent config set device.key_uri "{second.created.entry.uri}"')
     assert _value(config_dir, "device.key_uri") == first.created.entry.uri
@@ -153,13 +153,13 @@ def test_create_key_leaves_a_key_uri_naming_another_existing_key(config_dir: Pat
 
 def test_create_key_reusing_the_configured_key_says_so(config_dir: Path) -> None:
     admin = FakeAdmin()
-    commands.create_key(config_dir, admin, commands.KeyRequest())
-    again = commands.create_key(config_dir, admin, commands.KeyRequest())
+    keys.create_key(config_dir, admin, keys.KeyRequest())
+    again = keys.create_key(config_dir, admin, keys.KeyRequest())
     assert again.created.reused and not again.wrote and "names it already" in again.note
 
 
 def test_create_key_without_writing_hands_back_the_command(config_dir: Path) -> None:
-    outcome = commands.create_key(config_dir, FakeAdmin(), commands.KeyRequest(write_config=False))
+    outcome = keys.create_key(config_dir, FakeAdmin(), keys.KeyRequest(write_config=False))
     assert not outcome.wrote and outcome.suggestion is not None
     assert _value(config_dir, "device.key_uri") is None
 
@@ -169,22 +169,22 @@ def test_create_key_without_writing_hands_back_the_command(config_dir: Path) -> 
 
 def test_no_token_and_no_pins_is_the_tokens_error(config_dir: Path) -> None:
     with pytest.raises(TokenNotInitialized):
-        commands.create_key(config_dir, FakeAdmin(initialised=False), commands.KeyRequest())
+        keys.create_key(config_dir, FakeAdmin(initialised=False), keys.KeyRequest())
 
 
 def test_socket_mode_never_initialises_a_token(config_dir: Path) -> None:
     set_value(config_dir, "device.cryptoki.mode", "socket")
     pins = Pins()
     with pytest.raises(TokenNotInitialized):
-        commands.create_key(config_dir, FakeAdmin(initialised=False), commands.KeyRequest(), pins)
+        keys.create_key(config_dir, FakeAdmin(initialised=False), keys.KeyRequest(), pins)
     assert pins.asked == []
 
 
 def test_a_named_token_that_is_missing_is_not_initialised(config_dir: Path) -> None:
-    request = commands.KeyRequest(token_uri=Pkcs11Uri.parse("pkcs11:token=other"))
+    request = keys.KeyRequest(token_uri=Pkcs11Uri.parse("pkcs11:token=other"))
     pins = Pins()
     with pytest.raises(TokenNotInitialized):
-        commands.create_key(config_dir, FakeAdmin(initialised=False), request, pins)
+        keys.create_key(config_dir, FakeAdmin(initialised=False), request, pins)
     assert pins.asked == []
 
 
@@ -194,15 +194,15 @@ def test_a_named_token_that_is_missing_is_not_initialised(config_dir: Path) -> N
 def test_socket_mode_asks_for_no_pin(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[str | None] = []
     monkeypatch.setattr(
-        commands, "open_token_admin", lambda config, pin: opened.append(pin) or FakeAdmin()
+        policy, "open_token_admin", lambda config, pin: opened.append(pin) or FakeAdmin()
     )
     set_value(config_dir, "device.cryptoki.mode", "socket")
     pins = Pins()
-    commands.open_admin(commands.load_config(config_dir), pins)
+    policy.open_admin(load_config(config_dir), pins)
     assert opened == [None] and pins.asked == []
 
     set_value(config_dir, "device.cryptoki.mode", "module")
-    commands.open_admin(commands.load_config(config_dir), pins)
+    policy.open_admin(load_config(config_dir), pins)
     assert opened == [None, "123456"] and pins.asked == ["user"]
 
 
@@ -214,17 +214,17 @@ def test_init_and_change_pin_refuse_socket_mode_before_asking_a_pin(
     pins = Pins()
     with pytest.raises(ConfigError, match=f"agent hsm {command}"):
         if command == "init":
-            commands.init(config_dir, "t", pins)
+            token_setup.init(config_dir, "t", pins)
         else:
-            commands.change_user_pin(config_dir, None, pins, reset=False)
+            token_setup.change_user_pin(config_dir, None, pins, reset=False)
     assert pins.asked == []
 
 
 def test_change_pin_needs_exactly_one_of_the_old_and_the_so_pin(config_dir: Path) -> None:
     with pytest.raises(UsageError):
-        commands.change_pin(config_dir, None, "1", old_pin="2", so_pin="3")
+        token_setup.change_pin(config_dir, None, "1", old_pin="2", so_pin="3")
     with pytest.raises(UsageError):
-        commands.change_pin(config_dir, None, "1")
+        token_setup.change_pin(config_dir, None, "1")
 
 
 # -- delete-key ---------------------------------------------------------------------------
@@ -240,15 +240,15 @@ def _admin_with(*labels: str) -> FakeAdmin:
 def test_delete_key_without_a_label_or_id_is_a_usage_error(config_dir: Path) -> None:
     admin = _admin_with("spare")
     with pytest.raises(UsageError, match="label or id"):
-        commands.delete_key(config_dir, admin, None, None, None)
+        keys.delete_key(config_dir, admin, None, None, None)
     with pytest.raises(UsageError):
-        commands.delete_key(config_dir, admin, Pkcs11Uri.parse(TOKEN), None, None)
+        keys.delete_key(config_dir, admin, Pkcs11Uri.parse(TOKEN), None, None)
     assert admin.deleted == []
 
 
 def test_delete_key_of_no_key_is_key_not_found(config_dir: Path) -> None:
     with pytest.raises(KeyNotFound, match="no private key matches"):
-        commands.delete_key(config_dir, _admin_with("spare"), None, "nosuch", None)
+        keys.delete_key(config_dir, _admin_with("spare"), None, "nosuch", None)
 
 
 @pytest.mark.parametrize("setting", ["device.key_uri", "c8y.device.key_uri", "device.cryptoki.uri"])
@@ -256,9 +256,9 @@ def test_delete_key_refuses_a_configured_key_unless_forced(config_dir: Path, set
     admin = _admin_with("device-key")
     set_value(config_dir, setting, admin.keys[0].uri)
     with pytest.raises(KeyInUse, match=setting):
-        commands.delete_key(config_dir, admin, None, "device-key", None)
+        keys.delete_key(config_dir, admin, None, "device-key", None)
     assert admin.deleted == []
-    commands.delete_key(config_dir, admin, None, "device-key", None, force=True)
+    keys.delete_key(config_dir, admin, None, "device-key", None, force=True)
     assert len(admin.deleted) == 1
 
 
@@ -270,7 +270,7 @@ def test_delete_key_asks_and_a_no_deletes_nothing(config_dir: Path) -> None:
         shown.append(keys)
         return False
 
-    assert commands.delete_key(config_dir, admin, None, "spare", None, confirm=no) is None
+    assert keys.delete_key(config_dir, admin, None, "spare", None, confirm=no) is None
     assert [key.label for key in shown[0]] == ["spare"] and admin.deleted == []
 
 
@@ -278,15 +278,15 @@ def test_delete_key_asks_and_a_no_deletes_nothing(config_dir: Path) -> None:
 
 
 def test_key_filter_narrows_a_uri_by_label_and_id() -> None:
-    assert commands.key_filter(None, None, None) is None
-    narrowed = commands.key_filter(Pkcs11Uri.parse(TOKEN), "k", b"\x01")
+    assert keys.key_filter(None, None, None) is None
+    narrowed = keys.key_filter(Pkcs11Uri.parse(TOKEN), "k", b"\x01")
     assert narrowed == Pkcs11Uri(token="fake", object="k", id=b"\x01")
-    assert commands.key_filter(None, None, b"\x02") == Pkcs11Uri(id=b"\x02")
+    assert keys.key_filter(None, None, b"\x02") == Pkcs11Uri(id=b"\x02")
 
 
 def test_token_part_keeps_only_the_token() -> None:
     uri = Pkcs11Uri.parse("pkcs11:token=t;serial=9;object=k;id=%01;type=private")
-    assert commands.token_part(uri) == Pkcs11Uri(token="t", serial="9")
+    assert policy.token_part(uri) == Pkcs11Uri(token="t", serial="9")
 
 
 def test_an_unwritable_public_key_file_is_a_file_write_error(tmp_path: Path) -> None:
@@ -300,6 +300,6 @@ def test_an_unwritable_public_key_file_is_a_file_write_error(tmp_path: Path) -> 
     )
     key = KeyListing("fake", "k", b"\x01", "EC secp256r1", _uri("k", b"\x01"), der)
     with pytest.raises(FileWriteError, match="--public-key"):
-        commands.write_public_key(key, tmp_path / "no-such-dir" / "k.pem")
-    commands.write_public_key(key, tmp_path / "k.pem")
+        keys.write_public_key(key, tmp_path / "no-such-dir" / "k.pem")
+    keys.write_public_key(key, tmp_path / "k.pem")
     assert (tmp_path / "k.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")

@@ -1,30 +1,11 @@
-"""What each `agent hsm` command does; the CLI only parses and prints.
+"""`agent hsm create-key|list-keys|delete-key`, and the new key of `agent cert renew --new-key`.
 
-    admin = open_admin(config, pins)   # socket mode: no PIN; module mode: pins.user_pin()
+    admin = open_admin(config, pins)
     outcome = create_key(config_dir, admin, KeyRequest(spec="ec-p256"), pins)
     outcome.created.entry.uri      # printed on stdout
     outcome.wrote                  # device.key_uri updated?
 
-``pins`` is how the caller gets a PIN when the work needs one (a file, a
-variable, a prompt: the CLI's ``pin_input``); which PIN is needed, and
-whether any is, is decided here. python-pkcs11 is imported inside the
-functions that load a module: socket mode never loads it.
-
-Configuration rules:
-
-- ``create-key`` writes the new key's URI to ``device.key_uri`` (or
-  ``<cloud>.device.key_uri``) unless that already names *another key that
-  exists*; then it leaves it and hands back the ``agent config set``
-  command instead (``suggestion``).
-- ``delete-key`` refuses a key that any configured key URI
-  (``device.key_uri``, ``<cloud>.device.key_uri``, ``device.cryptoki.uri``)
-  names, unless forced.
-- ``init`` refuses to re-initialise a token a configured key URI points at.
-  It stores the user PIN as ``device.cryptoki.pin`` when none is set, and
-  ``change-pin`` keeps ``device.cryptoki.pin`` in step with the token.
-- ``init`` and ``change-pin`` need the token itself (module mode): both
-  carry PINs, and in socket mode the PIN is the signing service's own
-  setting; run them with the service's configuration.
+The configuration rules are in :mod:`edgeagent.hsm.policy`.
 """
 
 from __future__ import annotations
@@ -33,15 +14,12 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 
 from edgeagent.certs.commands import current_key_spec
-from edgeagent.config import AgentConfig, get, load_config, set_value
+from edgeagent.config import load_config, set_value
 from edgeagent.errors import (
-    AgentError,
-    ConfigError,
     FileWriteError,
     KeyInUse,
     KeyNotFound,
@@ -51,121 +29,11 @@ from edgeagent.errors import (
     UsageError,
 )
 from edgeagent.hsm import DEFAULT_TOKEN_LABEL
-from edgeagent.hsm.backend import TokenAdmin, open_token_admin
+from edgeagent.hsm.backend import TokenAdmin
+from edgeagent.hsm.policy import PinSource, configured_key_uris, open_admin, token_part
+from edgeagent.hsm.token_setup import init_token
 from edgeagent.pkcs11 import admin as p11admin
-from edgeagent.pkcs11.tokens import TokenDescription
 from edgeagent.pkcs11.uri import Pkcs11Uri
-
-SOCKET_MODE_FIX = (
-    "run it where the token is configured, as the signing service's user: "
-    "agent --config-dir /etc/agent-p11-server hsm {command} ..., "
-    "then restart agent-p11-server"
-)
-
-
-class PinSource(Protocol):
-    """Where the PINs come from, asked only when the work needs them."""
-
-    def user_pin(self, *, confirm: bool = False) -> str: ...
-
-    def so_pin(self) -> str: ...
-
-    def new_pin(self) -> str: ...
-
-
-def open_admin(config: AgentConfig, pins: PinSource) -> TokenAdmin:
-    """The token's administration; in socket mode the service logs in with its own PIN."""
-    if config.device.cryptoki.mode == "socket":
-        return open_token_admin(config, None)
-    return open_token_admin(config, pins.user_pin())
-
-
-def token_part(uri: Pkcs11Uri) -> Pkcs11Uri:
-    """The URI with only its token attributes: the token a key URI's key lives on."""
-    return Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
-
-
-def configured_key_uris(config: AgentConfig) -> dict[str, Pkcs11Uri]:
-    """Every configured key URI by its key name (device.key_uri, c8y.device.key_uri, ...)."""
-    found: dict[str, str | None] = {
-        "device.key_uri": config.device.key_uri,
-        "device.cryptoki.uri": config.device.cryptoki.uri,
-    }
-    for cloud in config.cloud_names():
-        found[f"{cloud}.device.key_uri"] = config.cloud(cloud).device.key_uri
-    parsed = {}
-    for name, text in found.items():
-        if text:
-            try:
-                parsed[name] = Pkcs11Uri.parse(text)
-            except TokenError:
-                continue  # a broken URI names nothing; `agent doctor` reports it
-    return parsed
-
-
-def require_module_mode(config: AgentConfig, command: str) -> None:
-    if config.device.cryptoki.mode == "socket":
-        raise ConfigError(
-            f"`agent hsm {command}` needs the token itself, and device.cryptoki.mode is "
-            "'socket': the PINs belong to the signing service, not to this agent",
-            SOCKET_MODE_FIX.format(command=command),
-        )
-
-
-# -- init ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InitOutcome:
-    result: p11admin.InitResult
-    pin_stored: bool
-    """True when device.cryptoki.pin was unset and now holds the user PIN."""
-
-
-def init(
-    config_dir: Path,
-    label: str,
-    pins: PinSource,
-    *,
-    slot_id: int | None = None,
-    reinit: bool = False,
-) -> InitOutcome:
-    """`agent hsm init`: module mode checked before any PIN is asked for."""
-    require_module_mode(load_config(config_dir), "init")
-    so_pin = pins.so_pin()
-    user_pin = pins.user_pin(confirm=True)
-    return init_token(config_dir, label, so_pin, user_pin, slot_id=slot_id, reinit=reinit)
-
-
-def init_token(
-    config_dir: Path,
-    label: str,
-    so_pin: str,
-    user_pin: str,
-    *,
-    slot_id: int | None = None,
-    reinit: bool = False,
-) -> InitOutcome:
-    from edgeagent.pkcs11.module import load_module
-    from edgeagent.pkcs11.modules import module_for
-
-    config = load_config(config_dir)
-    require_module_mode(config, "init")
-    module = load_module(module_for(None, config.device.cryptoki.module_path))
-    uris = configured_key_uris(config)
-
-    def referenced_by(desc: TokenDescription) -> list[str]:
-        return [name for name, uri in uris.items() if p11admin.names_token(uri, desc)]
-
-    result = p11admin.init_token(
-        module, label, so_pin, user_pin, slot_id=slot_id, reinit=reinit, referenced_by=referenced_by
-    )
-    stored = False
-    if config.device.cryptoki.pin is None:
-        set_value(config_dir, "device.cryptoki.pin", user_pin)
-        stored = True
-    return InitOutcome(result, stored)
-
 
 # -- create-key ---------------------------------------------------------------------------
 
@@ -377,68 +245,3 @@ def delete_key(
         if len(holders) == 1:
             wanted = replace(holders.pop(), object=wanted.object, id=wanted.id)
     return admin.delete_key(wanted, wanted.object, wanted.id)
-
-
-# -- change-pin ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PinOutcome:
-    token: str
-    config_updated: bool
-    note: str = ""
-
-
-def change_user_pin(
-    config_dir: Path, token_uri: Pkcs11Uri | None, pins: PinSource, *, reset: bool
-) -> PinOutcome:
-    """`agent hsm change-pin`: with the current PIN, or (``reset``) with the SO PIN."""
-    require_module_mode(load_config(config_dir), "change-pin")
-    so_pin = pins.so_pin() if reset else None
-    old_pin = None if so_pin is not None else pins.user_pin()
-    return change_pin(config_dir, token_uri, pins.new_pin(), old_pin=old_pin, so_pin=so_pin)
-
-
-def change_pin(
-    config_dir: Path,
-    token_uri: Pkcs11Uri | None,
-    new_pin: str,
-    *,
-    old_pin: str | None = None,
-    so_pin: str | None = None,
-) -> PinOutcome:
-    """Change the user PIN (with the old one) or reset it (with the SO PIN); sync the config."""
-    from edgeagent.pkcs11.module import load_module
-    from edgeagent.pkcs11.modules import module_for
-
-    config = load_config(config_dir)
-    require_module_mode(config, "change-pin")
-    if (old_pin is None) == (so_pin is None):
-        raise UsageError("change-pin needs either the current PIN or the SO PIN")
-    module = load_module(module_for(token_uri, config.device.cryptoki.module_path))
-    found = p11admin.choose_token(module, token_uri)
-    if so_pin is not None:
-        p11admin.reset_pin(module, found, so_pin, new_pin)
-    else:
-        assert old_pin is not None
-        p11admin.change_pin(module, found, old_pin, new_pin)
-    return _sync_pin(config_dir, found.description.label, old_pin, new_pin)
-
-
-def _sync_pin(config_dir: Path, token: str, old_pin: str | None, new_pin: str) -> PinOutcome:
-    try:
-        stored: str | None = get(config_dir, "device.cryptoki.pin", reveal=True, environ={})
-    except AgentError:
-        stored = None
-    if stored is not None and old_pin is not None and stored != old_pin:
-        return PinOutcome(
-            token,
-            False,
-            "device.cryptoki.pin holds another PIN (another token's?); it was left as it is",
-        )
-    set_value(config_dir, "device.cryptoki.pin", new_pin)
-    from edgeagent.config import env_override
-
-    variable = env_override("device.cryptoki.pin")
-    note = f"{variable} is set and overrides device.cryptoki.pin: update it" if variable else ""
-    return PinOutcome(token, True, note)
