@@ -3,9 +3,10 @@
 Results (URIs, listings) go to stdout, guidance to stderr, so
 ``agent hsm create-key > uri.txt`` captures just the URI. What each command
 does (which PIN, which mode, what the configuration gets) is
-:mod:`edgeagent.hsm` (keys.py, token_setup.py). That and the configuration layer are imported
-inside the functions that run a command: every `agent` invocation builds
-this parser, and `agent config get` must not pay for pydantic or python-pkcs11.
+:mod:`edgeagent.hsm` (policy.py, keys.py, token_setup.py). That and the
+configuration layer are imported inside the functions that run a command:
+every `agent` invocation builds this parser, and `agent config get` must not
+pay for pydantic or python-pkcs11.
 """
 
 from __future__ import annotations

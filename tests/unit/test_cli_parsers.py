@@ -89,10 +89,16 @@ def test_an_old_spelling_still_works_and_says_so(
         assert capsys.readouterr().err == ""
 
 
-def test_the_new_spelling_wins_over_the_old() -> None:
-    parsed = build_parser().parse_args(["cert", "show", "--cloud", "c8y", "c8y"])
+def test_the_new_spelling_wins_over_the_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeagent.clouds import registry
+
+    monkeypatch.setattr(registry, "CLOUDS", ("c8y", "elsewhere"))
+    parsed = build_parser().parse_args(["cert", "show", "--cloud", "elsewhere", "c8y"])
     resolve_renamed(parsed)
     assert parsed.cloud == "c8y"
+    parsed = build_parser().parse_args(["hsm", "init", "--token-label", "new", "--label", "old"])
+    resolve_renamed(parsed)
+    assert parsed.token_label == "new"
 
 
 def test_clouds_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
