@@ -7,13 +7,19 @@ the boundary where they enter our code, with the original kept as
 ``__cause__``. The CLI turns each class into a message and an exit code in a
 single table (``edgeagent.cli.exit_codes``).
 
+Exit codes group by layer, with room to grow (``edgeagent.cli.exit_codes``):
+2 usage, 10-19 configuration, 20-39 token, 40-49 device certificate, 50-59
+TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
+
     AgentError
+    ├── UsageError                   the command line asks for something it cannot have
     ├── ConfigError
     │   ├── ConfigSyntaxError        agent.toml is not valid TOML (line, column)
     │   ├── UnknownConfigKey         `agent config set nosuch.key ...`
     │   ├── InvalidConfigValue       a value the schema refuses
     │   ├── MissingConfigValue       a key this action needs is not set
-    │   └── ConfigWriteError         agent.toml could not be written (file unchanged)
+    │   ├── ConfigWriteError         agent.toml could not be written (file unchanged)
+    │   └── UnknownCloud             a cloud name the agent does not know
     ├── TokenError                   anything on the PKCS#11 side
     │   ├── ModuleLoadError          module missing, unreadable, not PKCS#11
     │   ├── TokenAccessDenied        no permission on the token's store or device
@@ -28,9 +34,10 @@ single table (``edgeagent.cli.exit_codes``).
     │   ├── TokenInUse               refused: re-initialising a token that holds keys
     │   ├── KeyInUse                 refused: deleting a key a *.key_uri names
     │   └── TokenOperationFailed     any other CKR_* (named)
-    ├── SignerUnreachable            the signing service's socket does not answer
-    ├── SignerProtocolError          the signing service answered nonsense
-    ├── AdminNotAllowed              the signing service refuses token administration to us
+    ├── SigningServiceError          anything between us and `agent p11-server`
+    │   ├── SignerUnreachable        the signing service's socket does not answer
+    │   ├── SignerProtocolError      the signing service answered nonsense
+    │   └── AdminNotAllowed          the signing service refuses token administration to us
     ├── CertificateError
     │   ├── CertificateUnreadable    missing / unreadable / not PEM
     │   ├── CertificateExists        refused: would overwrite a certificate file
@@ -44,7 +51,8 @@ single table (``edgeagent.cli.exit_codes``).
     ├── BrokerError
     │   ├── BrokerUnreachable        TCP connect failed / timed out
     │   └── BrokerRefused            CONNACK with a failure reason
-    └── ServiceError                 starting / stopping the bridge process
+    ├── ServiceError                 starting / stopping the bridge process
+    └── FileWriteError               a file we were asked to write (certificate, CSR, public key)
 """
 
 from __future__ import annotations
@@ -62,6 +70,10 @@ class AgentError(Exception):
         if self.fix:
             return f"{self.cause}\n  fix: {self.fix}"
         return self.cause
+
+
+class UsageError(AgentError):
+    """Bad command-line arguments: a missing or conflicting option (argparse's own exit 2 too)."""
 
 
 # -- configuration -----------------------------------------------------------
@@ -98,6 +110,10 @@ class MissingConfigValue(ConfigError):
 
 class ConfigWriteError(ConfigError):
     """agent.toml could not be written; the old file is untouched."""
+
+
+class UnknownCloud(ConfigError):
+    """A cloud name the agent does not know (the cloud registry lists those it does)."""
 
 
 # -- PKCS#11 tokens ------------------------------------------------------------
@@ -162,15 +178,19 @@ class TokenOperationFailed(TokenError):
 # -- signing service -------------------------------------------------------------
 
 
-class SignerUnreachable(AgentError):
+class SigningServiceError(AgentError):
+    """A failure between the agent and its signing service (socket mode)."""
+
+
+class SignerUnreachable(SigningServiceError):
     """The signing service's Unix socket does not answer."""
 
 
-class SignerProtocolError(AgentError):
+class SignerProtocolError(SigningServiceError):
     """The signing service sent something that is not our protocol."""
 
 
-class AdminNotAllowed(AgentError):
+class AdminNotAllowed(SigningServiceError):
     """The signing service administers the token only for its own user or root."""
 
 
@@ -240,3 +260,10 @@ class BrokerRefused(BrokerError):
 
 class ServiceError(AgentError):
     """The bridge service could not be started, stopped or queried."""
+
+
+# -- files we write ------------------------------------------------------------------
+
+
+class FileWriteError(AgentError):
+    """A file we were asked to write (certificate, CSR, public key) could not be written."""

@@ -7,7 +7,7 @@
   ``--device-id`` or the current certificate's CN, for a CA to sign.
 - ``show``: the certificate, where the key is, and whether they match.
 - ``renew``: a self-signed certificate is re-issued in place; a CA-issued one
-  gets a CSR. ``new_key`` makes a new key first (create-key --force-new).
+  gets a CSR. ``new_key`` makes a new key first (create-key --new-key).
   For a CA-issued certificate ``device.key_uri`` is left on the old key,
   which still matches the installed certificate, and the command to switch
   is handed back: switching before the CA answers would break connecting.
@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edgeagent.certs.build import build_csr, build_self_signed, pem, signature_scheme
@@ -28,15 +29,15 @@ from edgeagent.errors import (
     AgentError,
     CertificateExists,
     CertificateKeyMismatch,
-    CertificateUnreadable,
+    FileWriteError,
     MissingConfigValue,
+    UsageError,
 )
+from edgeagent.pkcs11.keyspecs import KeySpec
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
-
-DEFAULT_CLOUD = "c8y"
 
 
 def _cert_key(config: AgentConfig, cloud: str) -> str:
@@ -58,7 +59,7 @@ def _write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     except OSError as error:
-        raise CertificateUnreadable(
+        raise FileWriteError(
             f"cannot write {path}: {error.strerror}",
             f"make {path.parent} writable for this user, or choose another path",
         ) from error
@@ -98,7 +99,7 @@ def create_certificate(
     config_dir: Path,
     device_id: str,
     *,
-    cloud: str = DEFAULT_CLOUD,
+    cloud: str,
     days: int = 365,
     rsa_pss: bool = False,
 ) -> Written:
@@ -124,7 +125,7 @@ def create_csr(
     config_dir: Path,
     device_id: str | None = None,
     *,
-    cloud: str = DEFAULT_CLOUD,
+    cloud: str,
     output: Path | None = None,
     rsa_pss: bool = False,
 ) -> Written:
@@ -132,7 +133,7 @@ def create_csr(
     cert_path = _cert_path(config, cloud)
     if device_id is None:
         if not cert_path.exists():
-            raise MissingConfigValue(
+            raise UsageError(
                 f"no device id: --device-id not given and there is no certificate at {cert_path}",
                 "pass --device-id <the device's id> (it becomes the CN)",
             )
@@ -142,6 +143,17 @@ def create_csr(
         return _csr(signer, output or default_csr_path(cert_path), device_id, rsa_pss)
     finally:
         signer.close()
+
+
+def current_key_spec(config_dir: Path, cloud: str) -> KeySpec:
+    """The key type of the device certificate's key: what a renewal key is made as."""
+    config = load_config(config_dir)
+    public = read_device_certificate(_cert_path(config, cloud), _cert_key(config, cloud)).leaf
+    key = public.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ec-p384" if key.curve.name == "secp384r1" else "ec-p256"
+    size = getattr(key, "key_size", 2048)
+    return "rsa-4096" if size >= 4096 else "rsa-3072" if size >= 3072 else "rsa-2048"
 
 
 # -- show -----------------------------------------------------------------------------------
@@ -173,7 +185,7 @@ def _signature_name(cert: x509.Certificate) -> str:
     return getattr(oid, "_name", None) or oid.dotted_string
 
 
-def show(config_dir: Path, *, cloud: str = DEFAULT_CLOUD) -> CertReport:
+def show(config_dir: Path, *, cloud: str) -> CertReport:
     config = load_config(config_dir)
     certificate = read_device_certificate(_cert_path(config, cloud), _cert_key(config, cloud))
     leaf = certificate.leaf
@@ -224,7 +236,7 @@ class RenewOutcome:
 def renew(
     config_dir: Path,
     *,
-    cloud: str = DEFAULT_CLOUD,
+    cloud: str,
     new_key_uri: str | None = None,
     output: Path | None = None,
     days: int = 365,

@@ -1,11 +1,14 @@
-"""`agent bridge run <cloud>`: the bridge in the foreground (systemd, containers)."""
+"""`agent bridge run <cloud>`: the bridge in the foreground (systemd, containers).
+
+The bridge and cloud layers are imported inside ``_run``: building the parser stays light.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from edgeagent.cli.main import config_dir_from
+from edgeagent.cli.args import Subparsers, add_cloud, add_command, config_dir_from
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -17,15 +20,19 @@ def _run(args: argparse.Namespace) -> int:
     exec_runtime(bridge_plan(config_dir_from(args), args.cloud), args.pid_file)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bridge = sub.add_parser("bridge", help="run the built-in bridge")
+def register(sub: Subparsers) -> None:
+    bridge = add_command(sub, "bridge", "run the built-in bridge", example="agent bridge run c8y")
     actions = bridge.add_subparsers(dest="bridge_command", metavar="ACTION", required=True)
-    run = actions.add_parser(
+    run = add_command(
+        actions,
         "run",
-        help="run the bridge in the foreground until SIGTERM",
+        "run the bridge in the foreground until SIGTERM",
+        example="agent bridge run c8y --pid-file /run/agent/bridge-c8y.pid",
         description="Run the bridge between the local broker and a cloud in the foreground "
         "(for systemd's ExecStart and containers). `agent connect` starts it for you.",
     )
-    run.add_argument("cloud", choices=("c8y",))
-    run.add_argument("--pid-file", type=Path, help="hold this pid file (locked) while running")
+    add_cloud(run)
+    run.add_argument(
+        "--pid-file", type=Path, metavar="FILE", help="hold this pid file (locked) while running"
+    )
     run.set_defaults(run=_run)

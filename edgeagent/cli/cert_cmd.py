@@ -1,28 +1,38 @@
-"""`agent cert create|create-csr|show|renew`: certificates signed by the device key."""
+"""`agent cert create|create-csr|show|renew`: certificates signed by the device key.
+
+What each command does is :mod:`edgeagent.certs.commands` (and, for a renewal
+with a new key, :mod:`edgeagent.hsm.keys`); they are imported inside the
+functions that run a command, so building the parser stays light.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeagent.cli.args import (
+    Subparsers,
+    add_cloud,
+    add_command,
+    config_dir_from,
+    default_cloud,
+    note,
+)
 from edgeagent.cli.exit_codes import OK
-from edgeagent.cli.main import config_dir_from
 
 if TYPE_CHECKING:
     from edgeagent.certs.commands import Written
-    from edgeagent.pkcs11.admin import KeySpec
 
 
-def _note(text: str) -> None:
-    print(text, file=sys.stderr)
+def _cloud(args: argparse.Namespace) -> str:
+    return str(args.cloud) if args.cloud else default_cloud()
 
 
 def _print_written(what: str, written: Written) -> None:
     print(written.path)
-    _note(
+    note(
         f"{what} for CN={written.common_name}, signed ({written.signature}) by "
         f"{written.key_location}"
     )
@@ -34,12 +44,12 @@ def _create(args: argparse.Namespace) -> int:
     written = create_certificate(
         config_dir_from(args),
         args.device_id,
-        cloud=args.cloud,
+        cloud=_cloud(args),
         days=args.days,
         rsa_pss=args.rsa_pss,
     )
     _print_written("self-signed certificate", written)
-    _note("next: register it with the cloud, then: agent connect c8y")
+    note(f"next: register it with the cloud, then: agent connect {_cloud(args)}")
     return OK
 
 
@@ -49,14 +59,14 @@ def _create_csr(args: argparse.Namespace) -> int:
     written = create_csr(
         config_dir_from(args),
         args.device_id,
-        cloud=args.cloud,
+        cloud=_cloud(args),
         output=args.output,
         rsa_pss=args.rsa_pss,
     )
     _print_written("certificate signing request", written)
-    _note(
+    note(
         "next: have your CA sign it, install the certificate at device.cert_path, "
-        "then: agent connect c8y"
+        f"then: agent connect {_cloud(args)}"
     )
     return OK
 
@@ -66,7 +76,7 @@ def _show(args: argparse.Namespace) -> int:
     from edgeagent.cli.exit_codes import exit_code_for
     from edgeagent.errors import CertificateKeyMismatch, CertificateNotValidNow
 
-    report = show(config_dir_from(args), cloud=args.cloud)
+    report = show(config_dir_from(args), cloud=_cloud(args))
     now = datetime.datetime.now(datetime.UTC)
     left = (report.not_after - now).days
     validity = f"{report.not_before:%Y-%m-%d %H:%M:%S} to {report.not_after:%Y-%m-%d %H:%M:%S} UTC"
@@ -91,10 +101,20 @@ def _renew(args: argparse.Namespace) -> int:
     from edgeagent.certs.commands import renew
 
     config_dir = config_dir_from(args)
-    new_key_uri = _new_key(args) if args.new_key else None
+    cloud = _cloud(args)
+    new_key_uri = None
+    if args.new_key:
+        from edgeagent.cli.pin_input import CliPins
+        from edgeagent.config import load_config
+        from edgeagent.hsm.keys import create_renewal_key
+
+        pins = CliPins(args, load_config(config_dir))
+        key = create_renewal_key(config_dir, cloud, pins, spec=args.type, label=args.label)
+        note(f"created {key.entry.kind} key {key.entry.label!r}: {key.entry.uri}")
+        new_key_uri = key.entry.uri
     outcome = renew(
         config_dir,
-        cloud=args.cloud,
+        cloud=cloud,
         new_key_uri=new_key_uri,
         output=args.output,
         days=args.days,
@@ -103,68 +123,18 @@ def _renew(args: argparse.Namespace) -> int:
     what = (
         "renewed self-signed certificate"
         if outcome.kind == "certificate"
-        else ("certificate signing request")
+        else "certificate signing request"
     )
     _print_written(what, outcome.written)
     if outcome.config_updated:
-        _note("device key URI switched to the new key")
+        note("device key URI switched to the new key")
     if outcome.suggestion:
-        _note(f"once the CA's certificate for the new key is installed: {outcome.suggestion}")
+        note(f"once the CA's certificate for the new key is installed: {outcome.suggestion}")
     return OK
 
 
-def _new_key(args: argparse.Namespace) -> str:
-    """create-key --force-new with a fresh label, of the current key's type unless --type."""
-    from edgeagent.cli.hsm_cmd import _admin
-    from edgeagent.config import load_config
-    from edgeagent.hsm.commands import KeyRequest, create_key
-
-    config = load_config(config_dir_from(args))
-    spec: KeySpec = args.type or _current_spec(config_dir_from(args), args.cloud)
-    label = args.label or f"device-key-{datetime.datetime.now(datetime.UTC):%Y%m%d%H%M%S}"
-    admin = _admin(args, config)
-    try:
-        from edgeagent.pkcs11.uri import Pkcs11Uri
-
-        identity = config.identity(args.cloud)
-        token_uri = None
-        if identity.key_uri:
-            current = Pkcs11Uri.parse(identity.key_uri)
-            fields = {f: getattr(current, f) for f in Pkcs11Uri.TOKEN_FIELDS}
-            token_uri = Pkcs11Uri(**fields)
-        outcome = create_key(
-            config_dir_from(args),
-            admin,
-            KeyRequest(
-                spec=spec, label=label, token_uri=token_uri, force_new=True, write_config=False
-            ),
-        )
-    finally:
-        admin.close()
-    _note(f"created {outcome.created.entry.kind} key {label!r}: {outcome.created.entry.uri}")
-    return outcome.created.entry.uri
-
-
-def _current_spec(config_dir: Path, cloud: str) -> KeySpec:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from edgeagent.certs.commands import _cert_key, _cert_path
-    from edgeagent.config import load_config
-    from edgeagent.signing.certificate import read_device_certificate
-
-    config = load_config(config_dir)
-    public = read_device_certificate(_cert_path(config, cloud), _cert_key(config, cloud)).leaf
-    key = public.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "ec-p384" if key.curve.name == "secp384r1" else "ec-p256"
-    size = getattr(key, "key_size", 2048)
-    return "rsa-4096" if size >= 4096 else "rsa-3072" if size >= 3072 else "rsa-2048"
-
-
 def _common(parser: argparse.ArgumentParser, *, rsa: bool = True) -> None:
-    parser.add_argument(
-        "--cloud", choices=("c8y",), default="c8y", help="whose device.* settings (default c8y)"
-    )
+    add_cloud(parser, optional="whose device.* settings; default: the first of them")
     if rsa:
         parser.add_argument(
             "--rsa-pss",
@@ -173,44 +143,72 @@ def _common(parser: argparse.ArgumentParser, *, rsa: bool = True) -> None:
         )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers) -> None:
+    from edgeagent.cli.pin_input import add_pin_file
     from edgeagent.pkcs11.keyspecs import KEY_SPECS
 
-    cert = sub.add_parser(
+    cert = add_command(
+        sub,
         "cert",
-        help="device certificates and CSRs signed by the device key",
+        "device certificates and CSRs signed by the device key",
+        example="agent cert show",
         description="Certificates and CSRs signed by the device key where it lives (token, "
         "signing service or file). The signatureAlgorithm always matches the signature.",
     )
     actions = cert.add_subparsers(dest="cert_command", metavar="ACTION", required=True)
 
-    create = actions.add_parser(
-        "create", help="a self-signed certificate at device.cert_path (first registration)"
+    create = add_command(
+        actions,
+        "create",
+        "make a self-signed certificate at device.cert_path (first registration)",
+        example="agent cert create --device-id device-042",
     )
-    create.add_argument("--device-id", required=True, help="the device id: becomes the CN")
-    create.add_argument("--days", type=int, default=365, help="validity (default %(default)s)")
+    create.add_argument(
+        "--device-id", metavar="ID", required=True, help="the device id: becomes the CN"
+    )
+    create.add_argument(
+        "--days", type=int, metavar="DAYS", default=365, help="validity (default %(default)s)"
+    )
     _common(create)
     create.set_defaults(run=_create)
 
-    csr = actions.add_parser("create-csr", help="a CSR for a CA to sign (CN = device id)")
-    csr.add_argument("--device-id", help="default: the current certificate's CN")
-    csr.add_argument("--output", type=Path, help="default: device.cert_path with .csr")
+    csr = add_command(
+        actions,
+        "create-csr",
+        "make a CSR for a CA to sign (CN = device id)",
+        example="agent cert create-csr --device-id device-042 --output device.csr",
+    )
+    csr.add_argument("--device-id", metavar="ID", help="default: the current certificate's CN")
+    csr.add_argument(
+        "--output", type=Path, metavar="FILE", help="default: device.cert_path with .csr"
+    )
     _common(csr)
     csr.set_defaults(run=_create_csr)
 
-    show = actions.add_parser("show", help="the certificate, its key, and whether they match")
+    show = add_command(
+        actions,
+        "show",
+        "show the certificate, its key, and whether they match",
+        example="agent cert show c8y",
+    )
     _common(show, rsa=False)
     show.set_defaults(run=_show)
 
-    renew = actions.add_parser(
+    renew = add_command(
+        actions,
         "renew",
-        help="re-issue a self-signed certificate, or make a CSR for a CA-issued one",
+        "re-issue a self-signed certificate, or make a CSR for a CA-issued one",
+        example="agent cert renew --new-key",
     )
     renew.add_argument("--new-key", action="store_true", help="with a new key (create-key)")
     renew.add_argument("--type", choices=KEY_SPECS, help="new key's type (default: as now)")
-    renew.add_argument("--label", help="new key's label (default: device-key-<timestamp>)")
-    renew.add_argument("--output", type=Path, help="where to write (default: as create/csr)")
-    renew.add_argument("--days", type=int, default=365, help="self-signed validity")
-    renew.add_argument("--pin-file", type=Path, metavar="FILE", help="user PIN (--new-key)")
+    renew.add_argument(
+        "--label", metavar="LABEL", help="new key's label (default: device-key-<timestamp>)"
+    )
+    renew.add_argument(
+        "--output", type=Path, metavar="FILE", help="where to write (default: as create/csr)"
+    )
+    renew.add_argument("--days", type=int, metavar="DAYS", default=365, help="self-signed validity")
+    add_pin_file(renew, "file holding the user PIN (--new-key)")
     _common(renew)
     renew.set_defaults(run=_renew)

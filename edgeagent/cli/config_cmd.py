@@ -12,8 +12,8 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING
 
+from edgeagent.cli.args import Subparsers, add_command, config_dir_from
 from edgeagent.cli.exit_codes import OK
-from edgeagent.cli.main import config_dir_from
 
 if TYPE_CHECKING:
     from edgeagent.config import ConfigEntry
@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 HIDDEN = "<hidden>"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    config = subparsers.add_parser(
+def register(subparsers: Subparsers) -> None:
+    config = add_command(
+        subparsers,
         "config",
-        help="read and change agent.toml",
+        "read and change agent.toml",
+        example="agent config set device.cryptoki.mode module",
         description="Read and change the configuration (agent.toml). Every key can also be "
         "set through an environment variable: AGENT_ + the key upper-cased with dots "
         "as underscores (device.cryptoki.pin -> AGENT_DEVICE_CRYPTOKI_PIN); an empty "
@@ -32,21 +34,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
-    get = actions.add_parser("get", help="print a key's effective value")
+    get = add_command(
+        actions, "get", "print a key's effective value", example="agent config get device.key_uri"
+    )
     get.add_argument("key", metavar="KEY")
     get.add_argument("--reveal", action="store_true", help="print a secret (the PIN) in clear")
     get.set_defaults(run=run_get)
 
-    set_ = actions.add_parser("set", help="validate and store a value")
+    set_ = add_command(
+        actions,
+        "set",
+        "validate and store a value",
+        example="agent config set c8y.url example.cumulocity.com",
+    )
     set_.add_argument("key", metavar="KEY")
     set_.add_argument("value", metavar="VALUE")
     set_.set_defaults(run=run_set)
 
-    unset = actions.add_parser("unset", help="remove a key from agent.toml (back to default)")
+    unset = add_command(
+        actions,
+        "unset",
+        "remove a key from agent.toml (back to default)",
+        example="agent config unset c8y.device.key_uri",
+    )
     unset.add_argument("key", metavar="KEY")
     unset.set_defaults(run=run_unset)
 
-    list_ = actions.add_parser("list", help="print keys and values, or their documentation")
+    list_ = add_command(
+        actions,
+        "list",
+        "print keys and values, or their documentation",
+        example="agent config list device.cryptoki --doc",
+    )
     list_.add_argument(
         "prefix",
         metavar="PREFIX",

@@ -1,4 +1,7 @@
-"""`agent connect|reconnect|disconnect <cloud>`."""
+"""`agent connect|reconnect|disconnect <cloud>`.
+
+The cloud layer is imported inside each command: building the parser stays light.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from edgeagent.cli.main import config_dir_from
-
-CLOUDS = ("c8y",)
+from edgeagent.cli.args import Subparsers, add_cloud, add_command, config_dir_from
 
 
 class ConsoleProgress:
@@ -57,12 +58,12 @@ def _reconnect(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers) -> None:
     for name, run, text in (
         ("connect", _connect, "check the device's key and certificate, then start the bridge"),
         ("disconnect", _disconnect, "stop the bridge to a cloud"),
         ("reconnect", _reconnect, "disconnect, then connect"),
     ):
-        parser = sub.add_parser(name, help=text, description=text)
-        parser.add_argument("cloud", choices=CLOUDS, help="which cloud")
+        parser = add_command(sub, name, text, example=f"agent {name} c8y")
+        add_cloud(parser)
         parser.set_defaults(run=run)

@@ -1,10 +1,13 @@
-"""`agent doctor <cloud>`: check every link from the configuration to the cloud."""
+"""`agent doctor <cloud>`: check every link from the configuration to the cloud.
+
+The cloud layer is imported inside ``_run``: building the parser stays light.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from edgeagent.cli.main import config_dir_from
+from edgeagent.cli.args import Subparsers, add_cloud, add_command, config_dir_from
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -26,14 +29,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
+def register(sub: Subparsers) -> None:
+    parser = add_command(
+        sub,
         "doctor",
-        help="check config, token, key, certificate and the cloud, one line per step",
+        "check config, token, key, certificate and the cloud, one line per step",
+        example="agent doctor c8y",
         description="Walk the chain from the configuration to the cloud: configuration, "
         "module, token, login, key (found and unique), certificate (matches the key, "
         "valid now), DNS, TLS 1.3 handshake and MQTT CONNACK. Exit 0 only when all pass; "
         "otherwise the exit code of the first failure.",
     )
-    parser.add_argument("cloud", choices=("c8y",))
+    add_cloud(parser)
     parser.set_defaults(run=_run)

@@ -9,14 +9,19 @@ from __future__ import annotations
 from edgeagent import errors
 
 OK = 0
-USAGE = 2  # argparse's own code for bad arguments
+USAGE = 2  # argparse's own code for bad arguments; UsageError shares it
 
+# Ranges by layer, each with room to grow and its catch-all at the end:
+#  2 usage | 10-19 configuration | 20-39 token (PKCS#11) | 40-49 device certificate |
+#  50-59 TLS | 60-69 brokers | 70-79 signing service | 80-89 bridge service | 90-99 files
 EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
+    (errors.UsageError, USAGE),
     (errors.ConfigSyntaxError, 10),
     (errors.UnknownConfigKey, 11),
     (errors.InvalidConfigValue, 12),
     (errors.MissingConfigValue, 13),
     (errors.ConfigWriteError, 14),
+    (errors.UnknownCloud, 15),
     (errors.ConfigError, 19),
     (errors.ModuleLoadError, 20),
     (errors.TokenAccessDenied, 21),
@@ -27,13 +32,10 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.KeyNotFound, 26),
     (errors.UnsupportedKeyType, 27),
     (errors.InvalidKeyUri, 28),
-    (errors.TokenOperationFailed, 29),
-    (errors.SignerUnreachable, 30),
-    (errors.SignerProtocolError, 31),
-    (errors.AdminNotAllowed, 32),
-    (errors.TokenAmbiguous, 33),
-    (errors.TokenInUse, 34),
-    (errors.KeyInUse, 35),
+    (errors.TokenAmbiguous, 30),
+    (errors.TokenInUse, 31),
+    (errors.KeyInUse, 32),
+    (errors.TokenOperationFailed, 39),
     (errors.CertificateUnreadable, 40),
     (errors.CertificateKeyMismatch, 41),
     (errors.CertificateNotValidNow, 42),
@@ -44,13 +46,23 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.TlsHandshakeFailed, 53),
     (errors.BrokerUnreachable, 60),
     (errors.BrokerRefused, 61),
-    (errors.ServiceError, 70),
+    (errors.SignerUnreachable, 70),
+    (errors.SignerProtocolError, 71),
+    (errors.AdminNotAllowed, 72),
+    (errors.ServiceError, 80),
+    (errors.FileWriteError, 90),
     (errors.AgentError, 1),
 )
 
 # Grouping classes, never raised themselves: anything of theirs is one of the
 # specific errors above (a new subclass without a row falls back to 1).
-ABSTRACT = (errors.TokenError, errors.CertificateError, errors.TlsError, errors.BrokerError)
+ABSTRACT = (
+    errors.TokenError,
+    errors.CertificateError,
+    errors.TlsError,
+    errors.BrokerError,
+    errors.SigningServiceError,
+)
 
 
 def exit_code_for(error: errors.AgentError) -> int:
@@ -65,7 +77,6 @@ def markdown_table() -> str:
     """The exit-code table as the README shows it (a test keeps them equal)."""
     rows = ["| exit code | error | meaning |", "|---|---|---|"]
     rows.append("| 0 | | success |")
-    rows.append("| 2 | | bad command-line arguments |")
     for cls, code in sorted(EXIT_CODES, key=lambda entry: entry[1]):
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         rows.append(f"| {code} | `{cls.__name__}` | {doc} |")

@@ -4,7 +4,10 @@ Each command group lives in its own module exposing ``register(subparsers)``;
 the function a command runs is set with ``set_defaults(run=...)`` and takes
 the parsed ``argparse.Namespace``, returning an exit code. Our errors are
 printed as ``error: <cause>`` plus ``  fix: <fix>`` on stderr and exit with
-the code from :mod:`edgeagent.cli.exit_codes`.
+the code from :mod:`edgeagent.cli.exit_codes`. What the parsers share (no
+abbreviations, the cloud, old spellings that still work) is :mod:`edgeagent.cli.args`.
+The command modules are imported inside ``build_parser`` and the exit-code table
+only on an error: `agent config get` is on a fast path.
 """
 
 from __future__ import annotations
@@ -14,19 +17,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from edgeagent.cli.args import AgentParser, resolve_renamed
 from edgeagent.errors import AgentError
-
-DEFAULT_CONFIG_DIR = Path("/etc/agent")
-
-
-def config_dir_from(args: argparse.Namespace) -> Path:
-    """``--config-dir``, else ``$AGENT_CONFIG_DIR``, else /etc/agent."""
-    if getattr(args, "config_dir", None):
-        return Path(args.config_dir)
-    env = os.environ.get("AGENT_CONFIG_DIR")
-    return Path(env) if env else DEFAULT_CONFIG_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         p11_server_cmd,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = AgentParser(
         prog="agent",
         description="Edge agent: connect this device to the cloud with a key held on a token.",
+        epilog="example:\n  agent connect c8y\n\n`agent COMMAND --help` shows each command.",
     )
     parser.add_argument(
         "--config-dir",
@@ -64,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_renamed(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

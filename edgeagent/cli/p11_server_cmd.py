@@ -1,11 +1,14 @@
-"""`agent p11-server`: the signing service (socket mode's other half)."""
+"""`agent p11-server`: the signing service (socket mode's other half).
+
+The service is imported inside ``_run``: building the parser stays light.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from edgeagent.cli.main import config_dir_from
+from edgeagent.cli.args import Subparsers, add_command, add_renamed, config_dir_from
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -15,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = ServerSettings.from_config(
         load_config(config_dir_from(args)),
         module_path=args.module_path,
-        uri=args.uri,
+        uri=args.token_uri,
         socket_path=args.socket_path,
         socket_group=args.socket_group,
         allowed_users=args.allow_users,
@@ -24,10 +27,12 @@ def _run(args: argparse.Namespace) -> int:
     exec_runtime(settings, args.verbose)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
+def register(sub: Subparsers) -> None:
+    parser = add_command(
+        sub,
         "p11-server",
-        help="serve the token's key to the agent over a Unix socket",
+        "serve the token's key to the agent over a Unix socket",
+        example="agent --config-dir /etc/agent-p11-server p11-server --allow-users agent",
         description=(
             "Run the signing service: it loads the PKCS#11 module, logs in with "
             "device.cryptoki.pin and signs for allowed local users over a Unix socket "
@@ -36,10 +41,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "never from the command line, where other users could read it."
         ),
     )
-    parser.add_argument("--module-path", type=Path, help="default: device.cryptoki.module_path")
-    parser.add_argument("--uri", help="token/key to serve; default: device.cryptoki.uri")
-    parser.add_argument("--socket-path", type=Path, help="default: device.cryptoki.socket_path")
-    parser.add_argument("--socket-group", help="default: p11_server.socket_group")
+    parser.add_argument(
+        "--module-path", type=Path, metavar="FILE", help="default: device.cryptoki.module_path"
+    )
+    parser.add_argument(
+        "--token-uri", metavar="URI", help="token (or key) to serve; default: device.cryptoki.uri"
+    )
+    add_renamed(parser, "--uri", "--token-uri")
+    parser.add_argument(
+        "--socket-path", type=Path, metavar="FILE", help="default: device.cryptoki.socket_path"
+    )
+    parser.add_argument("--socket-group", metavar="GROUP", help="default: p11_server.socket_group")
     parser.add_argument("--allow-users", metavar="USERS", help="default: p11_server.allowed_users")
     parser.add_argument(
         "--allow-groups", metavar="GROUPS", help="default: p11_server.allowed_groups"

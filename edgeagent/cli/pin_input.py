@@ -2,17 +2,28 @@
 
 Never from argv (``ps`` shows every process's arguments to every user).
 A prompt only on a terminal, without echo; otherwise an error that says how
-to pass it.
+to pass it. ``CliPins`` is the command line's :class:`edgeagent.hsm.policy.PinSource`:
+which PIN a command needs is decided there, how it is read here.
 """
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgeagent.errors import ConfigError, MissingConfigValue
+from edgeagent.errors import ConfigError, MissingConfigValue, UsageError
+
+if TYPE_CHECKING:
+    from edgeagent.config import AgentConfig
+
+SO_PIN_ENV = "EDGEAGENT_SO_PIN"
+NEW_PIN_ENV = "EDGEAGENT_NEW_PIN"
+# Their names until this release: they looked like overrides of config keys that do not exist.
+OLD_PIN_ENV = {SO_PIN_ENV: "AGENT_HSM_SO_PIN", NEW_PIN_ENV: "AGENT_HSM_NEW_PIN"}
 
 
 def read_pin(
@@ -21,10 +32,11 @@ def read_pin(
     file: Path | None,
     file_option: str,
     env_var: str | None = None,
+    old_env_var: str | None = None,
     configured: str | None = None,
     confirm: bool = False,
 ) -> str:
-    """The PIN from ``file``, else ``env_var``, else ``configured``, else a prompt."""
+    """The PIN from ``file``, else ``env_var`` (or its old name), ``configured``, a prompt."""
     if file is not None:
         try:
             pin = file.read_text().rstrip("\r\n")
@@ -38,6 +50,13 @@ def read_pin(
         return pin
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
+    if old_env_var and env_var and os.environ.get(old_env_var):
+        print(
+            f"warning: {old_env_var} is deprecated and will be removed in the next release; "
+            f"use {env_var}",
+            file=sys.stderr,
+        )
+        return os.environ[old_env_var]
     if configured:
         return configured
     if not sys.stdin.isatty():
@@ -48,7 +67,7 @@ def read_pin(
         )
     pin = getpass.getpass(f"{what}: ")
     if confirm and getpass.getpass(f"{what} again: ") != pin:
-        raise ConfigError(f"the two {what}s differ", "run the command again")
+        raise UsageError(f"the two {what}s differ", "run the command again")
     if not pin:
         raise MissingConfigValue(f"empty {what}", "type the PIN at the prompt")
     return pin
@@ -58,3 +77,67 @@ def ask_yes(question: str) -> bool:
     """Ask on the terminal; anything but y/yes is no."""
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+class CliPins:
+    """PINs as the user gives them on this command line (edgeagent.hsm.policy.PinSource)."""
+
+    def __init__(self, args: argparse.Namespace, config: AgentConfig) -> None:
+        self._args = args
+        self._config = config
+
+    def user_pin(self, *, confirm: bool = False) -> str:
+        pin = self._config.device.cryptoki.pin
+        return read_pin(
+            "user PIN",
+            file=getattr(self._args, "pin_file", None),
+            file_option="--pin-file",
+            configured=pin.get_secret_value() if pin is not None else None,
+            confirm=confirm,
+        )
+
+    def so_pin(self) -> str:
+        return self._from("SO PIN", "so_pin_file", "--so-pin-file", SO_PIN_ENV)
+
+    def new_pin(self) -> str:
+        return self._from("new user PIN", "new_pin_file", "--new-pin-file", NEW_PIN_ENV, True)
+
+    def _from(self, what: str, dest: str, option: str, env: str, confirm: bool = False) -> str:
+        return read_pin(
+            what,
+            file=getattr(self._args, dest, None),
+            file_option=option,
+            env_var=env,
+            old_env_var=OLD_PIN_ENV[env],
+            confirm=confirm,
+        )
+
+
+# -- the options that name PIN files -----------------------------------------------------
+
+
+def add_pin_file(parser: argparse.ArgumentParser, help: str = "") -> None:
+    parser.add_argument(
+        "--pin-file",
+        type=Path,
+        metavar="FILE",
+        help=help
+        or "file holding the user PIN (default: device.cryptoki.pin, "
+        "AGENT_DEVICE_CRYPTOKI_PIN, else a prompt on a terminal)",
+    )
+
+
+def add_so_pin_file(parser: argparse.ArgumentParser) -> None:
+    _add_pin_file_or_env(parser, "--so-pin-file", "the security officer PIN", SO_PIN_ENV)
+
+
+def add_new_pin_file(parser: argparse.ArgumentParser) -> None:
+    _add_pin_file_or_env(parser, "--new-pin-file", "the new PIN", NEW_PIN_ENV)
+
+
+def _add_pin_file_or_env(
+    parser: argparse.ArgumentParser, option: str, what: str, env_var: str
+) -> None:
+    parser.add_argument(
+        option, type=Path, metavar="FILE", help=f"file holding {what} (or {env_var}; else a prompt)"
+    )

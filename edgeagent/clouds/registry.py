@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeagent.config.keytable import CLOUDS
-from edgeagent.errors import ConfigError
+from edgeagent.errors import UnknownCloud
 
 if TYPE_CHECKING:
     from edgeagent.clouds.profile import CloudProfile
@@ -39,7 +39,7 @@ __all__ = ["CLOUDS", "cloud_profile", "require_cloud"]
 def require_cloud(cloud: str) -> str:
     """``cloud`` if the agent knows it; else the error listing the clouds it knows."""
     if cloud not in CLOUDS:
-        raise ConfigError(f"unknown cloud {cloud!r}", f"use one of: {', '.join(CLOUDS)}")
+        raise UnknownCloud(f"unknown cloud {cloud!r}", f"use one of: {', '.join(CLOUDS)}")
     return cloud
 
 

@@ -33,7 +33,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edgeagent.config.values import name_list, parse_host_port
-from edgeagent.errors import MissingConfigValue, UnknownConfigKey
+from edgeagent.errors import MissingConfigValue, UnknownCloud
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ class AgentConfig(BaseSettings):
 
     def cloud(self, name: str) -> CloudConfig:
         if name not in self.cloud_names():
-            raise UnknownConfigKey(
+            raise UnknownCloud(
                 f"no cloud named {name!r}",
                 f"use one of: {', '.join(self.cloud_names())}",
             )

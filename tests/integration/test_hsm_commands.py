@@ -85,7 +85,7 @@ class Device:
 
     def init(self, label: str = "my-token") -> str:
         done = self.ok(
-            "hsm", "init", "--label", label, "--so-pin-file", str(self.so_pin_file),
+            "hsm", "init", "--token-label", label, "--so-pin-file", str(self.so_pin_file),
             "--pin-file", str(self.pin_file),
         )  # fmt: skip
         return done.stdout.strip()
@@ -126,7 +126,7 @@ def test_init_prints_the_uri_stores_the_pin_and_is_idempotent(device: Device) ->
     assert device.ok("config", "get", "device.cryptoki.pin", "--reveal").stdout.strip() == PIN
 
     again = device.agent(
-        "hsm", "init", "--label", "my-token", "--so-pin-file", str(device.so_pin_file)
+        "hsm", "init", "--token-label", "my-token", "--so-pin-file", str(device.so_pin_file)
     )
     assert again.returncode == 0 and again.stdout.strip() == uri
     assert "initialised already; unchanged" in again.stderr
@@ -138,8 +138,9 @@ def test_init_refuses_to_reinitialise_a_token_in_use(device: Device) -> None:
     device.init()
     device.ok("hsm", "create-key")
     done = device.agent(
-        "hsm", "init", "--label", "my-token", "--reinit", "--so-pin-file", str(device.so_pin_file)
-    )
+        "hsm", "init", "--token-label", "my-token", "--force",
+        "--so-pin-file", str(device.so_pin_file),
+    )  # fmt: skip
     assert done.returncode == exit_code(errors.TokenInUse), done.stderr
     assert "is in use and was not re-initialised" in done.stderr
     assert "device.key_uri" in done.stderr
@@ -155,10 +156,13 @@ def test_init_refuses_a_token_named_by_a_key_uri_even_when_empty(device: Device)
     )  # fmt: skip
     assert done.returncode == exit_code(errors.TokenInUse)
     assert "c8y.device.key_uri" in done.stderr
+    # The old spellings (--label, --reinit) still work this release, and say so.
+    assert "warning: --label is deprecated" in done.stderr and "use --token-label" in done.stderr
+    assert "warning: --reinit is deprecated" in done.stderr and "use --force" in done.stderr
 
 
 def test_a_pin_is_never_taken_from_nowhere(device: Device) -> None:
-    done = device.agent("hsm", "init", "--label", "t", "--pin-file", str(device.pin_file))
+    done = device.agent("hsm", "init", "--token-label", "t", "--pin-file", str(device.pin_file))
     assert done.returncode == exit_code(errors.MissingConfigValue)
     assert "no terminal" in done.stderr and "--so-pin-file" in done.stderr
     assert "not initialised" in device.ok("hsm", "list-tokens").stdout
@@ -229,7 +233,7 @@ def test_create_key_reuses_the_label_unless_force_new(device: Device) -> None:
     first = device.ok("hsm", "create-key").stdout.strip()
     again = device.ok("hsm", "create-key")
     assert again.stdout.strip() == first and "reusing the existing" in again.stderr
-    new = device.ok("hsm", "create-key", "--force-new")
+    new = device.ok("hsm", "create-key", "--new-key")
     assert new.stdout.strip() != first and "created" in new.stderr
     # device.key_uri still names the first key, which exists: left alone, command printed.
     assert device.ok("config", "get", "device.key_uri").stdout.strip() == first
@@ -239,17 +243,9 @@ def test_create_key_reuses_the_label_unless_force_new(device: Device) -> None:
 
 def test_create_key_for_a_cloud_writes_its_key_uri(device: Device) -> None:
     device.init()
-    done = device.ok("hsm", "create-key", "--label", "c8y-key", "--cloud", "c8y")
+    done = device.ok("hsm", "create-key", "c8y", "--label", "c8y-key")
     assert device.ok("config", "get", "c8y.device.key_uri").stdout.strip() == done.stdout.strip()
     assert device.agent("config", "get", "device.key_uri").returncode != 0
-
-
-def test_create_key_replaces_a_key_uri_naming_no_existing_key(device: Device) -> None:
-    device.init()
-    device.set("device.key_uri", "pkcs11:token=my-token;object=gone")
-    done = device.ok("hsm", "create-key")
-    assert "names no existing key" in done.stderr
-    assert device.ok("config", "get", "device.key_uri").stdout.strip() == done.stdout.strip()
 
 
 def test_create_key_with_no_token_initialises_one(device: Device) -> None:
@@ -356,16 +352,6 @@ def _some_certificate_der() -> bytes:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-def test_delete_key_needs_a_label_or_id_and_an_existing_key(device: Device) -> None:
-    device.init()
-    device.set("device.cryptoki.pin", PIN)
-    assert device.agent("hsm", "delete-key").returncode == exit_code(errors.KeyNotFound)
-    done = device.agent("hsm", "delete-key", "--label", "nosuch")
-    assert (
-        done.returncode == exit_code(errors.KeyNotFound) and "no private key matches" in done.stderr
-    )
 
 
 # -- change-pin --------------------------------------------------------------------------------

@@ -317,7 +317,7 @@ def test_service_down_fails_connect_naming_the_socket(gateway: Gateway, socket_d
     missing = socket_dir / "nothing-here.sock"
     gateway.set("device.cryptoki.socket_path", str(missing))
     done = gateway.agent("connect", "c8y")
-    assert done.returncode == exit_code_for(errors.SignerUnreachable("x")) == 30, done.stderr
+    assert done.returncode == exit_code_for(errors.SignerUnreachable("x")) == 70, done.stderr
     assert str(missing) in done.stderr
     assert "agent p11-server" in done.stderr
 
@@ -327,7 +327,7 @@ def test_service_down_fails_connect_naming_the_socket(gateway: Gateway, socket_d
         leftover.bind(str(dead))
     gateway.set("device.cryptoki.socket_path", str(dead))
     done = gateway.agent("connect", "c8y")
-    assert done.returncode == 30, done.stderr
+    assert done.returncode == 70, done.stderr
     assert f"{dead} is not running" in done.stderr
 
 

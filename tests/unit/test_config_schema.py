@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from edgeagent.config import AgentConfig, DeviceIdentity, all_keys, env_var_name, parse_host_port
-from edgeagent.errors import MissingConfigValue, UnknownConfigKey
+from edgeagent.errors import MissingConfigValue, UnknownCloud
 
 EXPECTED_KEYS = {
     "device.cryptoki.mode",
@@ -191,7 +191,7 @@ def test_identity_falls_back_to_device_wide_values():
 
 
 def test_identity_of_an_unknown_cloud():
-    with pytest.raises(UnknownConfigKey):
+    with pytest.raises(UnknownCloud):
         AgentConfig().identity("gcp")
 
 
