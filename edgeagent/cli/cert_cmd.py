@@ -129,9 +129,7 @@ def _new_key(args: argparse.Namespace) -> str:
         identity = config.identity(args.cloud)
         token_uri = None
         if identity.key_uri:
-            current = Pkcs11Uri.parse(identity.key_uri)
-            fields = {f: getattr(current, f) for f in Pkcs11Uri.TOKEN_FIELDS}
-            token_uri = Pkcs11Uri(**fields)
+            token_uri = Pkcs11Uri.parse(identity.key_uri).token_part()
         outcome = create_key(
             config_dir_from(args),
             admin,

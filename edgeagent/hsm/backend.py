@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from edgeagent.config import AgentConfig
-from edgeagent.pkcs11.admin import CreatedKey, KeyListing, KeySpec, SlotListing
+from edgeagent.pkcs11.keyspecs import KeySpec
+from edgeagent.pkcs11.listings import CreatedKey, KeyListing, SlotListing
 from edgeagent.pkcs11.uri import Pkcs11Uri
 
 

@@ -108,7 +108,7 @@ def init_token(
     uris = configured_key_uris(config)
 
     def referenced_by(desc: TokenDescription) -> list[str]:
-        return [name for name, uri in uris.items() if p11admin.names_token(uri, desc)]
+        return [name for name, uri in uris.items() if p11admin.names_token(uri, desc.identity)]
 
     result = p11admin.init_token(
         module, label, so_pin, user_pin, slot_id=slot_id, reinit=reinit, referenced_by=referenced_by
@@ -292,14 +292,10 @@ def delete_key(
         return None
     if not wanted.names_token:
         # Found on one token: delete there, rather than asking which token.
-        holders = {_token_part(Pkcs11Uri.parse(k.uri)) for k in keys}
+        holders = {Pkcs11Uri.parse(k.uri).token_part() for k in keys}
         if len(holders) == 1:
             wanted = replace(holders.pop(), object=wanted.object, id=wanted.id)
     return admin.delete_key(wanted, wanted.object, wanted.id)
-
-
-def _token_part(uri: Pkcs11Uri) -> Pkcs11Uri:
-    return Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
 
 
 # -- change-pin ---------------------------------------------------------------------------

@@ -17,13 +17,10 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol, runtime_checkable
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
+from edgeagent.pkcs11.public_key import PublicKey
 from edgeagent.protocol.schemes import DIGEST_SIZES, HashName, Padding
 
 __all__ = ["DIGEST_SIZES", "HashName", "Padding", "PublicKey", "Signer", "sign_data"]
-
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 @runtime_checkable
