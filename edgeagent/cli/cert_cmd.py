@@ -122,8 +122,7 @@ def _new_key(args: argparse.Namespace) -> str:
     config = load_config(config_dir_from(args))
     spec: KeySpec = args.type or _current_spec(config_dir_from(args), args.cloud)
     label = args.label or f"device-key-{datetime.datetime.now(datetime.UTC):%Y%m%d%H%M%S}"
-    admin = _admin(args, config)
-    try:
+    with _admin(args, config) as admin:
         from edgeagent.pkcs11.uri import Pkcs11Uri
 
         identity = config.identity(args.cloud)
@@ -137,8 +136,6 @@ def _new_key(args: argparse.Namespace) -> str:
                 spec=spec, label=label, token_uri=token_uri, force_new=True, write_config=False
             ),
         )
-    finally:
-        admin.close()
     _note(f"created {outcome.created.entry.kind} key {label!r}: {outcome.created.entry.uri}")
     return outcome.created.entry.uri
 

@@ -113,11 +113,8 @@ def _list_tokens(args: argparse.Namespace) -> int:
     config = _config(args)
     from edgeagent.hsm.backend import open_token_admin
 
-    admin = open_token_admin(config, None)  # no login needed to list tokens
-    try:
+    with open_token_admin(config, None) as admin:  # no login needed to list tokens
         slots = admin.list_tokens()
-    finally:
-        admin.close()
     for slot in slots:
         made = f"{slot.manufacturer} {slot.model}".strip()
         if not slot.initialized:
@@ -140,11 +137,8 @@ def _list_keys(args: argparse.Namespace) -> int:
     from edgeagent.hsm.commands import key_filter
 
     config = _config(args)
-    admin = _admin(args, config)
-    try:
+    with _admin(args, config) as admin:
         keys = admin.list_keys(key_filter(_uri(args.uri), args.label, args.id))
-    finally:
-        admin.close()
     for key in keys:
         _print_key(key)
     if not keys:
@@ -176,10 +170,8 @@ def _create_key(args: argparse.Namespace) -> int:
         cloud=args.cloud,
         public_key_path=args.public_key,
     )
-    try:
+    with admin:
         outcome = create_key(config_dir, admin, request, auto_init)
-    finally:
-        admin.close()
     key = outcome.created.entry
     print(key.uri)
     verb = "reusing the existing" if outcome.created.reused else "created"
@@ -209,7 +201,7 @@ def _delete_key(args: argparse.Namespace) -> int:
         return ask_yes("Delete it? This cannot be undone.")
 
     ask = confirm if sys.stdin.isatty() and not args.yes else None
-    try:
+    with admin:
         deleted = delete_key(
             config_dir_from(args),
             admin,
@@ -219,8 +211,6 @@ def _delete_key(args: argparse.Namespace) -> int:
             force=args.force,
             confirm=ask,
         )
-    finally:
-        admin.close()
     if deleted is None:
         _note("nothing deleted")
         return 1

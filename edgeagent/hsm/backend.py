@@ -1,8 +1,7 @@
 """TokenAdmin: the token operations both modes offer, and how to get one.
 
-    admin = open_token_admin(config, pin="123456")
-    admin.list_keys(Pkcs11Uri.parse("pkcs11:token=my-token"))
-    admin.close()
+    with open_token_admin(config, pin="123456") as admin:
+        admin.list_keys(Pkcs11Uri.parse("pkcs11:token=my-token"))
 
 In module mode the module is loaded here (``TokenAdministration``); in
 socket mode the signing service does the work (``SocketAdmin``), so the
@@ -13,7 +12,7 @@ the service's own user or root.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Self
 
 from edgeagent.config import AgentConfig
 from edgeagent.pkcs11.keyspecs import KeySpec
@@ -22,6 +21,8 @@ from edgeagent.pkcs11.uri import Pkcs11Uri
 
 
 class TokenAdmin(Protocol):
+    """Implementations subclass this to be context managers (leaving ``with`` closes them)."""
+
     @property
     def location(self) -> str:
         """Where the work is done, for humans: the module, or the service's socket."""
@@ -45,6 +46,12 @@ class TokenAdmin(Protocol):
     ) -> list[str]: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def open_token_admin(config: AgentConfig, pin: str | None) -> TokenAdmin:

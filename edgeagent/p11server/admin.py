@@ -44,8 +44,10 @@ def answer_admin(op: str, request: dict[str, Any], peer: Peer, keys: TokenKeys) 
     create = wire.parse_create_key(request) if op == "create_key" else None
     delete = wire.parse_delete_key(request) if op == "delete_key" else None
     listed_uri = keys.confine(parse_uri_field(request)) if op == "list_keys" else None
-    tokens = TokenAdministration(load_module(keys.module_path), keys.admin_pin())
-    with keys.remember_pin_failure():
+    with (
+        TokenAdministration(load_module(keys.module_path), keys.admin_pin()) as tokens,
+        keys.remember_pin_failure(),
+    ):
         if op == "list_tokens":
             return {"ok": True, "tokens": [wire.slot_to_wire(s) for s in tokens.list_tokens()]}
         if op == "list_keys":

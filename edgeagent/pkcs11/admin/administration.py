@@ -10,7 +10,6 @@ The same operations as the signing service offers over its socket
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Self
 
 from edgeagent.pkcs11.admin.deletion import delete_key
@@ -34,12 +33,7 @@ class TokenAdministration:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
