@@ -15,6 +15,7 @@ Call these with the token session's lock held.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pkcs11 import Attribute, ObjectClass
@@ -74,12 +75,6 @@ def key_uri(token: TokenDescription, key: Any) -> Pkcs11Uri:
     """The URI that names ``key`` on ``token``, in p11tool's attribute set."""
     label = readable(key, Attribute.LABEL)
     key_id = readable(key, Attribute.ID)
-    return Pkcs11Uri(
-        manufacturer=token.manufacturer,
-        model=token.model,
-        serial=token.serial,
-        token=token.label,
-        object=label or None,
-        id=bytes(key_id) if key_id else None,
-        type="private",
+    return replace(
+        token.uri, object=label or None, id=bytes(key_id) if key_id else None, type="private"
     )
