@@ -8,6 +8,9 @@ socket mode the signing service does the work (``SocketAdmin``), so the
 agent's user needs neither the module nor the PIN, only the service's
 permission: reading for every allowed peer, creating and deleting keys for
 the service's own user or root.
+
+``open_token_admin`` imports each mode's implementation when it is chosen:
+socket mode never loads python-pkcs11 (tests/unit/test_layers.py checks it).
 """
 
 from __future__ import annotations
