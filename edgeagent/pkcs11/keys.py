@@ -51,7 +51,7 @@ class KeyKind:
 def _attr(obj: Any, attribute: Attribute) -> Any:
     """The attribute's value, or None when the module does not have it.
 
-    Narrower than ``objects.readable``: a token that fails here for another
+    Narrower than ``objects.attribute_or_none``: a token that fails here for another
     reason (removed, session gone) must say so, not read as "no public half".
     """
     try:

@@ -24,7 +24,7 @@ from edgeagent.pkcs11.tokens import TokenDescription
 from edgeagent.pkcs11.uri import Pkcs11Uri
 
 
-def readable(obj: Any, attribute: Attribute) -> Any:
+def attribute_or_none(obj: Any, attribute: Attribute) -> Any:
     """The attribute's value, or None when it cannot be read (the key just goes unnamed)."""
     try:
         return obj[attribute]
@@ -46,8 +46,8 @@ def search_template(
 
 def stable_order(key: Any) -> tuple[bytes, str]:
     """Sort key for objects: CKA_ID, then label (see the module docstring)."""
-    key_id = readable(key, Attribute.ID)
-    return (bytes(key_id or b""), str(readable(key, Attribute.LABEL) or ""))
+    key_id = attribute_or_none(key, Attribute.ID)
+    return (bytes(key_id or b""), str(attribute_or_none(key, Attribute.LABEL) or ""))
 
 
 def find_keys(
@@ -62,10 +62,10 @@ def find_keys(
 def twin_template(object_class: ObjectClass, key: Any) -> dict[Attribute, Any] | None:
     """The template for the ``object_class`` objects stored with ``key``: same CKA_ID,
     else same label; None when the key has neither (nothing ties an object to it)."""
-    key_id = readable(key, Attribute.ID)
+    key_id = attribute_or_none(key, Attribute.ID)
     if key_id:
         return search_template(object_class, key_id=bytes(key_id))
-    label = readable(key, Attribute.LABEL)
+    label = attribute_or_none(key, Attribute.LABEL)
     if label:
         return search_template(object_class, label=str(label))
     return None
@@ -73,8 +73,8 @@ def twin_template(object_class: ObjectClass, key: Any) -> dict[Attribute, Any] |
 
 def key_uri(token: TokenDescription, key: Any) -> Pkcs11Uri:
     """The URI that names ``key`` on ``token``, in p11tool's attribute set."""
-    label = readable(key, Attribute.LABEL)
-    key_id = readable(key, Attribute.ID)
+    label = attribute_or_none(key, Attribute.LABEL)
+    key_id = attribute_or_none(key, Attribute.ID)
     return replace(
         token.uri, object=label or None, id=bytes(key_id) if key_id else None, type="private"
     )

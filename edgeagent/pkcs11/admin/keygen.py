@@ -122,19 +122,24 @@ def generate_key_pair(
     """
     attempts = templates if templates is not None else key_pair_templates(spec, label, key_id)
     algorithm, _, size = spec.partition("-")
+    mechanism: dict[str, Mechanism] = {}
+    if algorithm == "ec":
+        key_type, bits, mechanism = KeyType.EC, 0, {"mechanism": Mechanism.EC_KEY_PAIR_GEN}
+    else:
+        key_type, bits = KeyType.RSA, int(size)
     refusals = []
     for template in attempts:
         before = _all_object_handles(session)
         mapper.only_given = template.usage_left_to_module
         try:
             _, private_key = session.generate_keypair(
-                KeyType.EC if algorithm == "ec" else KeyType.RSA,
-                0 if algorithm == "ec" else int(size),
+                key_type,
+                bits,
                 public_template=template.public,
                 private_template=template.private,
                 store=True,
                 capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
-                **({"mechanism": Mechanism.EC_KEY_PAIR_GEN} if algorithm == "ec" else {}),
+                **mechanism,
             )
             return private_key
         except _TEMPLATE_REFUSED as exc:
