@@ -110,11 +110,8 @@ def create_certificate(
             f"{path} exists ({_cert_key(config, cloud)}); it was not overwritten",
             "`agent cert renew` replaces it; or remove it first",
         )
-    signer = _open(config, cloud)
-    try:
+    with _open(config, cloud) as signer:
         return _self_signed(signer, path, device_id, days, rsa_pss)
-    finally:
-        signer.close()
 
 
 def default_csr_path(cert_path: Path) -> Path:
@@ -138,11 +135,8 @@ def create_csr(
                 "pass --device-id <the device's id> (it becomes the CN)",
             )
         device_id = read_device_certificate(cert_path, _cert_key(config, cloud)).device_id
-    signer = _open(config, cloud)
-    try:
+    with _open(config, cloud) as signer:
         return _csr(signer, output or default_csr_path(cert_path), device_id, rsa_pss)
-    finally:
-        signer.close()
 
 
 def current_key_spec(config_dir: Path, cloud: str) -> KeySpec:
@@ -197,14 +191,13 @@ def show(config_dir: Path, *, cloud: str) -> CertReport:
     except AgentError as error:
         problem = error.cause
     else:
-        try:
+        with signer:
             location = signer.location
-            check_matches_certificate(signer, leaf)
-            matches = True
-        except CertificateKeyMismatch:
-            matches = False
-        finally:
-            signer.close()
+            try:
+                check_matches_certificate(signer, leaf)
+                matches = True
+            except CertificateKeyMismatch:
+                matches = False
     return CertReport(
         path=certificate.path,
         subject=leaf.subject.rfc4514_string(),
@@ -249,9 +242,8 @@ def renew(
     names = current.leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     device_id = str(names[0].value) if names else current.device_id
     self_signed = current.leaf.issuer == current.leaf.subject
-    signer = _open(config, cloud, new_key_uri)
     key_setting = _key_uri_key(config, cloud)
-    try:
+    with _open(config, cloud, new_key_uri) as signer:
         if self_signed:
             written = _self_signed(signer, output or cert_path, device_id, days, rsa_pss)
             updated = False
@@ -261,8 +253,6 @@ def renew(
                 updated = True
             return RenewOutcome(written, "certificate", new_key_uri, updated, None)
         written = _csr(signer, output or default_csr_path(cert_path), device_id, rsa_pss)
-    finally:
-        signer.close()
     suggestion = None
     if new_key_uri is not None:
         suggestion = f'agent config set {key_setting} "{new_key_uri}"'

@@ -83,11 +83,8 @@ def _init(args: argparse.Namespace) -> int:
 def _list_tokens(args: argparse.Namespace) -> int:
     from edgeagent.hsm.backend import open_token_admin
 
-    admin = open_token_admin(_config(args), None)  # no login needed to list tokens
-    try:
+    with open_token_admin(_config(args), None) as admin:  # no login needed to list tokens
         slots = admin.list_tokens()
-    finally:
-        admin.close()
     for slot in slots:
         made = f"{slot.manufacturer} {slot.model}".strip()
         if not slot.initialized:
@@ -111,11 +108,8 @@ def _list_keys(args: argparse.Namespace) -> int:
     from edgeagent.hsm.policy import open_admin
 
     config = _config(args)
-    admin = open_admin(config, CliPins(args, config))
-    try:
+    with open_admin(config, CliPins(args, config)) as admin:
         keys = admin.list_keys(key_filter(_uri(args.token_uri), args.label, args.id))
-    finally:
-        admin.close()
     for key in keys:
         _print_key(key)
     if not keys:
@@ -131,7 +125,6 @@ def _create_key(args: argparse.Namespace) -> int:
 
     config = _config(args)
     pins = CliPins(args, config)
-    admin = open_admin(config, pins)
     request = KeyRequest(
         spec=args.type,
         label=args.label,
@@ -142,10 +135,8 @@ def _create_key(args: argparse.Namespace) -> int:
         public_key_path=args.public_key,
         token_label=args.token_label,
     )
-    try:
+    with open_admin(config, pins) as admin:
         outcome = create_key(config_dir_from(args), admin, request, pins, note)
-    finally:
-        admin.close()
     key = outcome.created.entry
     print(key.uri)
     verb = "reusing the existing" if outcome.created.reused else "created"
@@ -168,7 +159,6 @@ def _delete_key(args: argparse.Namespace) -> int:
     from edgeagent.hsm.policy import open_admin
 
     config = _config(args)
-    admin = open_admin(config, CliPins(args, config))
 
     def confirm(keys: list[KeyListing]) -> bool:
         for key in keys:
@@ -176,7 +166,7 @@ def _delete_key(args: argparse.Namespace) -> int:
         return ask_yes("Delete it? This cannot be undone.")
 
     ask = confirm if sys.stdin.isatty() and not args.yes else None
-    try:
+    with open_admin(config, CliPins(args, config)) as admin:
         deleted = delete_key(
             config_dir_from(args),
             admin,
@@ -186,8 +176,6 @@ def _delete_key(args: argparse.Namespace) -> int:
             force=args.force,
             confirm=ask,
         )
-    finally:
-        admin.close()
     if deleted is None:
         note("nothing deleted")
         return 1

@@ -30,7 +30,7 @@ from edgeagent.errors import (
 )
 from edgeagent.hsm import DEFAULT_TOKEN_LABEL
 from edgeagent.hsm.backend import TokenAdmin
-from edgeagent.hsm.policy import PinSource, configured_key_uris, open_admin, token_part
+from edgeagent.hsm.policy import PinSource, configured_key_uris, open_admin
 from edgeagent.hsm.token_setup import init_token
 from edgeagent.pkcs11 import admin as p11admin
 from edgeagent.pkcs11.uri import Pkcs11Uri
@@ -171,15 +171,12 @@ def create_renewal_key(
     spec = spec or current_key_spec(config_dir, cloud)
     label = label or f"device-key-{datetime.datetime.now(datetime.UTC):%Y%m%d%H%M%S}"
     key_uri = config.identity(cloud).key_uri
-    token_uri = token_part(Pkcs11Uri.parse(key_uri)) if key_uri else None
+    token_uri = Pkcs11Uri.parse(key_uri).token_part() if key_uri else None
     request = KeyRequest(
         spec=spec, label=label, token_uri=token_uri, force_new=True, write_config=False
     )
-    admin = open_admin(config, pins)
-    try:
+    with open_admin(config, pins) as admin:
         return create_key(config_dir, admin, request).created
-    finally:
-        admin.close()
 
 
 # -- list ---------------------------------------------------------------------------------
@@ -241,7 +238,7 @@ def delete_key(
         return None
     if not wanted.names_token:
         # Found on one token: delete there, rather than asking which token.
-        holders = {token_part(Pkcs11Uri.parse(k.uri)) for k in keys}
+        holders = {Pkcs11Uri.parse(k.uri).token_part() for k in keys}
         if len(holders) == 1:
             wanted = replace(holders.pop(), object=wanted.object, id=wanted.id)
     return admin.delete_key(wanted, wanted.object, wanted.id)

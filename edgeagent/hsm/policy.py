@@ -59,11 +59,6 @@ def open_admin(config: AgentConfig, pins: PinSource) -> TokenAdmin:
     return open_token_admin(config, pins.user_pin())
 
 
-def token_part(uri: Pkcs11Uri) -> Pkcs11Uri:
-    """The URI with only its token attributes: the token a key URI's key lives on."""
-    return Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
-
-
 def configured_key_uris(config: AgentConfig) -> dict[str, Pkcs11Uri]:
     """Every configured key URI by its key name (device.key_uri, c8y.device.key_uri, ...)."""
     found: dict[str, str | None] = {

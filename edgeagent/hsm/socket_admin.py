@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.errors import SignerProtocolError
-from edgeagent.pkcs11.admin import CreatedKey, KeyListing, KeySpec, SlotListing
+from edgeagent.hsm.backend import TokenAdmin
+from edgeagent.pkcs11.keyspecs import KeySpec
+from edgeagent.pkcs11.listings import CreatedKey, KeyListing, SlotListing
 from edgeagent.pkcs11.uri import Pkcs11Uri, format_uri
 from edgeagent.protocol import admin as wire
 from edgeagent.signing.service_connection import ServiceConnection
@@ -27,7 +29,7 @@ def _list(reply: dict[str, Any], field: str) -> list[Any]:
     return items
 
 
-class SocketAdmin:
+class SocketAdmin(TokenAdmin):
     def __init__(self, socket_path: Path) -> None:
         self._conn = ServiceConnection(socket_path)
 

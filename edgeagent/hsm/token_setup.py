@@ -57,7 +57,7 @@ def init_token(
     uris = configured_key_uris(config)
 
     def referenced_by(desc: TokenDescription) -> list[str]:
-        return [name for name, uri in uris.items() if p11admin.names_token(uri, desc)]
+        return [name for name, uri in uris.items() if p11admin.names_token(uri, desc.identity)]
 
     result = p11admin.init_token(
         module, label, so_pin, user_pin, slot_id=slot_id, reinit=reinit, referenced_by=referenced_by

@@ -11,14 +11,15 @@ request signs with a handle that is gone.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from edgeagent.errors import AdminNotAllowed, KeyInUse
 from edgeagent.p11server.keys import TokenKeys
 from edgeagent.p11server.peers import Peer
-from edgeagent.pkcs11 import admin as p11admin
+from edgeagent.pkcs11.admin import TokenAdministration
 from edgeagent.pkcs11.module import load_module
-from edgeagent.pkcs11.uri import Pkcs11Uri
+from edgeagent.pkcs11.uri import Pkcs11Uri, names_key
 from edgeagent.protocol import admin as wire
 from edgeagent.protocol.messages import parse_uri_field
 
@@ -43,8 +44,10 @@ def answer_admin(op: str, request: dict[str, Any], peer: Peer, keys: TokenKeys) 
     create = wire.parse_create_key(request) if op == "create_key" else None
     delete = wire.parse_delete_key(request) if op == "delete_key" else None
     listed_uri = keys.confine(parse_uri_field(request)) if op == "list_keys" else None
-    tokens = p11admin.TokenAdministration(load_module(keys.module_path), keys.admin_pin())
-    with keys.remember_pin_failure():
+    with (
+        TokenAdministration(load_module(keys.module_path), keys.admin_pin()) as tokens,
+        keys.remember_pin_failure(),
+    ):
         if op == "list_tokens":
             return {"ok": True, "tokens": [wire.slot_to_wire(s) for s in tokens.list_tokens()]}
         if op == "list_keys":
@@ -67,20 +70,20 @@ def answer_admin(op: str, request: dict[str, Any], peer: Peer, keys: TokenKeys) 
 
 
 def _refuse_default_key(
-    keys: TokenKeys, tokens: p11admin.TokenAdministration, delete: wire.DeleteKeyRequest
+    keys: TokenKeys, tokens: TokenAdministration, delete: wire.DeleteKeyRequest
 ) -> None:
     """The key the service serves by default is not deleted from under its clients."""
     default = _uri(keys.default_uri)
     if default is None or not default.names_key:
         return
     base = _uri(delete.uri) or Pkcs11Uri()
-    wanted = Pkcs11Uri(
-        **{f: getattr(base, f) for f in Pkcs11Uri.TOKEN_FIELDS},
+    wanted = replace(
+        base.token_part(),
         object=delete.label if delete.label is not None else base.object,
         id=delete.key_id if delete.key_id is not None else base.id,
     )
     for key in tokens.list_keys(wanted):
-        if p11admin.names_key(default, Pkcs11Uri.parse(key.uri)):
+        if names_key(default, Pkcs11Uri.parse(key.uri)):
             raise KeyInUse(
                 f"the signing service serves {key.uri} as its default key "
                 "(device.cryptoki.uri / device.key_uri); not deleted",

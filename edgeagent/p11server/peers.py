@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeagent.errors import ConfigError
+
 _UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
 
 
@@ -77,8 +79,6 @@ def _split(names: str) -> list[str]:
 
 
 def _uid(name: str) -> int:
-    from edgeagent.errors import ConfigError
-
     if name.isdigit():
         return int(name)
     try:
@@ -91,8 +91,6 @@ def _uid(name: str) -> int:
 
 
 def _gid(name: str) -> int:
-    from edgeagent.errors import ConfigError
-
     if name.isdigit():
         return int(name)
     try:

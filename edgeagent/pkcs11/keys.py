@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, ObjectClass
 
 from edgeagent.errors import UnsupportedKeyType
-from edgeagent.signing.signer import PublicKey
+from edgeagent.pkcs11.objects import twin_template
+from edgeagent.pkcs11.public_key import PublicKey
 
 # CKA_EC_PARAMS of a named curve is the DER-encoded OID; these are the ones
 # TLS 1.3 has signature schemes for.
@@ -48,7 +49,11 @@ class KeyKind:
 
 
 def _attr(obj: Any, attribute: Attribute) -> Any:
-    """The attribute's value, or None when the module does not have it."""
+    """The attribute's value, or None when the module does not have it.
+
+    Narrower than ``objects.attribute_or_none``: a token that fails here for another
+    reason (removed, session gone) must say so, not read as "no public half".
+    """
     try:
         return obj[attribute]
     except (p11x.AttributeTypeInvalid, p11x.AttributeSensitive, p11x.FunctionFailed):
@@ -61,18 +66,10 @@ def _label(obj: Any) -> str:
 
 def find_public_twin(session: Any, private_key: Any, key_type: KeyType) -> Any | None:
     """The public key object stored with ``private_key`` (same CKA_ID, else same label)."""
-    key_id = _attr(private_key, Attribute.ID)
-    label = _label(private_key)
-    template: dict[Attribute, Any] = {
-        Attribute.CLASS: ObjectClass.PUBLIC_KEY,
-        Attribute.KEY_TYPE: key_type,
-    }
-    if key_id:
-        template[Attribute.ID] = key_id
-    elif label:
-        template[Attribute.LABEL] = label
-    else:
+    template = twin_template(ObjectClass.PUBLIC_KEY, private_key)
+    if template is None:
         return None  # nothing ties a public object to this key
+    template[Attribute.KEY_TYPE] = key_type
     return next(iter(session.get_objects(template)), None)
 
 

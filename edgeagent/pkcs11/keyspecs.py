@@ -1,6 +1,6 @@
 """The key types the agent generates on a token, by the names users type.
 
-Kept apart from ``admin.py`` so that building the command line does not
+Kept apart from ``admin/`` so that building the command line does not
 load python-pkcs11 (every `agent` invocation builds the parser).
 """
 

@@ -7,8 +7,8 @@
 - A URI naming object / id / type: the private keys matching it.
 - No URI, or one naming only a token: every private key on the token.
 - Several match: the first in (CKA_ID, label) order is used, so every
-  process picks the same one (C_FindObjects order differs between
-  processes), and a WARNING on logger ``edgeagent.pkcs11`` lists every
+  process picks the same one (``objects.py``: C_FindObjects order differs
+  between processes), and a WARNING on logger ``edgeagent.pkcs11`` lists every
   candidate's URI.
 - No token attributes: the matching tokens are searched in slot order and
   the first one with a match wins (warning if another token has one too).
@@ -24,13 +24,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pkcs11 import Attribute, ObjectClass
+from pkcs11 import ObjectClass
 
 from edgeagent.errors import KeyNotFound, PinIncorrect, PinLocked
 from edgeagent.pkcs11.module import Module, pkcs11_errors
+from edgeagent.pkcs11.objects import find_keys, key_uri, search_template
 from edgeagent.pkcs11.tokens import (
     FoundToken,
-    TokenDescription,
     TokenSession,
     find_tokens,
     open_token_session,
@@ -51,50 +51,6 @@ class SelectedKey:
     """python-pkcs11 PrivateKey: the object handle every signature uses."""
     uri: Pkcs11Uri
     """Token attributes + object + id + type=private of this very key."""
-
-
-def key_uri(token: TokenDescription, key: Any) -> Pkcs11Uri:
-    """The URI that names ``key`` on ``token``, in p11tool's attribute set."""
-    label = _attr(key, Attribute.LABEL)
-    key_id = _attr(key, Attribute.ID)
-    return Pkcs11Uri(
-        manufacturer=token.manufacturer,
-        model=token.model,
-        serial=token.serial,
-        token=token.label,
-        object=label or None,
-        id=bytes(key_id) if key_id else None,
-        type="private",
-    )
-
-
-def _attr(obj: Any, attribute: Attribute) -> Any:
-    try:
-        return obj[attribute]
-    except Exception:  # an unreadable label or id just goes unnamed
-        return None
-
-
-def _stable_order(key: Any) -> tuple[bytes, str]:
-    """Sort key for candidates: CKA_ID, then label.
-
-    C_FindObjects order is not stable: SoftHSM2 returns objects in a
-    different order in each process. The agent's checks, the bridge and the
-    signing service run in different processes and must all pick the same
-    "first" key, so candidates are put in an order that only depends on
-    what is stored on the token.
-    """
-    key_id = _attr(key, Attribute.ID)
-    return (bytes(key_id or b""), str(_attr(key, Attribute.LABEL) or ""))
-
-
-def _key_template(uri: Pkcs11Uri, object_class: ObjectClass) -> dict[Attribute, Any]:
-    template: dict[Attribute, Any] = {Attribute.CLASS: object_class}
-    if uri.object is not None:
-        template[Attribute.LABEL] = uri.object
-    if uri.id is not None:
-        template[Attribute.ID] = uri.id
-    return template
 
 
 def select_key(module: Module, uri: Pkcs11Uri | None, pin: str | None) -> SelectedKey:
@@ -151,12 +107,9 @@ def _select_on_token(
 ) -> SelectedKey | None:
     desc = session.description
     with session.lock, pkcs11_errors("searching for private keys", desc.label):
-        keys = sorted(
-            session.session.get_objects(_key_template(uri, ObjectClass.PRIVATE_KEY)),
-            key=_stable_order,
-        )
+        keys = find_keys(session.session, ObjectClass.PRIVATE_KEY, uri.object, uri.id)
         if not keys:
-            everything = session.session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
+            everything = session.session.get_objects(search_template(ObjectClass.PRIVATE_KEY))
             listings.extend(f"    {key_uri(desc, k)}" for k in everything)
             return None
         candidates = [key_uri(desc, k) for k in keys]
@@ -190,7 +143,8 @@ def _warn_other_tokens(
             session = shared.session if shared is not None else found.token.open()
             try:
                 hit = any(
-                    next(iter(session.get_objects(_key_template(uri, cls))), None) is not None
+                    next(iter(session.get_objects(search_template(cls, uri.object, uri.id))), None)
+                    is not None
                     for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
                 )
             finally:

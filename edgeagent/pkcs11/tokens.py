@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pkcs11
@@ -33,7 +33,7 @@ from edgeagent.errors import (
 )
 from edgeagent.pkcs11.module import Module, pkcs11_errors
 from edgeagent.pkcs11.stores import store_access_problem
-from edgeagent.pkcs11.uri import Pkcs11Uri
+from edgeagent.pkcs11.uri import Pkcs11Uri, names_token
 
 log = logging.getLogger("edgeagent.pkcs11")
 
@@ -62,6 +62,16 @@ class TokenDescription:
             token=self.label,
         )
 
+    @property
+    def identity(self) -> Pkcs11Uri:
+        """Every slot and token attribute, to match a URI against (``uri.names_token``)."""
+        return replace(
+            self.uri,
+            slot_id=self.slot_id,
+            slot_description=self.slot_description,
+            slot_manufacturer=self.slot_manufacturer,
+        )
+
     def summary(self) -> str:
         return f"token {self.label!r} (serial {self.serial}, slot {self.slot_id}): {self.uri}"
 
@@ -74,7 +84,8 @@ class FoundToken:
     token: Any
 
 
-def _describe(slot: Any, token: Any) -> TokenDescription:
+def describe(slot: Any, token: Any) -> TokenDescription:
+    """What C_GetSlotInfo and C_GetTokenInfo say, from python-pkcs11's slot and token."""
     return TokenDescription(
         slot_id=int(slot.slot_id),
         slot_description=slot.slot_description,
@@ -93,22 +104,29 @@ def list_tokens(module: Module) -> list[FoundToken]:
     return _scan_slots(module)[0]
 
 
+def slots_with_tokens(module: Module) -> list[tuple[Any, Any]]:
+    """python-pkcs11's (slot, token) for every slot holding a token, blank ones included."""
+    present = []
+    with module.lock, pkcs11_errors(f"listing the tokens of {module.path}"):
+        for slot in module.lib.get_slots(token_present=True):
+            try:
+                present.append((slot, slot.get_token()))
+            except (p11x.TokenNotPresent, p11x.TokenNotRecognised, p11x.DeviceRemoved):
+                continue  # pulled out between the two calls: not there
+    return present
+
+
 def _scan_slots(module: Module) -> tuple[list[FoundToken], list[int]]:
     """Initialised tokens, and the slots holding an uninitialised one."""
     found = []
     blank: list[int] = []
-    with module.lock, pkcs11_errors(f"listing the tokens of {module.path}"):
-        for slot in module.lib.get_slots(token_present=True):
-            try:
-                token = slot.get_token()
-            except (p11x.TokenNotPresent, p11x.TokenNotRecognised, p11x.DeviceRemoved):
-                continue  # pulled out between the two calls: not there
-            # SoftHSM2 always offers an empty, uninitialised token for
-            # --init-token; it can hold no key, so it is not listed.
-            if not token.flags & TokenFlag.TOKEN_INITIALIZED:
-                blank.append(int(slot.slot_id))
-                continue
-            found.append(FoundToken(_describe(slot, token), token))
+    for slot, token in slots_with_tokens(module):
+        # SoftHSM2 always offers an empty, uninitialised token for
+        # --init-token; it can hold no key, so it is not listed.
+        if not token.flags & TokenFlag.TOKEN_INITIALIZED:
+            blank.append(int(slot.slot_id))
+            continue
+        found.append(FoundToken(describe(slot, token), token))
     return found, blank
 
 
@@ -125,28 +143,6 @@ def _library_matches(module: Module, uri: Pkcs11Uri) -> bool:
     return True
 
 
-def token_matches(token: TokenDescription, uri: Pkcs11Uri) -> bool:
-    """Every slot/token attribute the URI gives equals the token's (RFC 7512 matching)."""
-    pairs: list[tuple[object, object]] = [
-        (uri.slot_id, token.slot_id),
-        (uri.slot_description, token.slot_description),
-        (uri.slot_manufacturer, token.slot_manufacturer),
-        (uri.token, token.label),
-        (uri.manufacturer, token.manufacturer),
-        (uri.model, token.model),
-        (uri.serial, token.serial),
-    ]
-    return all(wanted is None or _padless(wanted) == actual for wanted, actual in pairs)
-
-
-def _padless(wanted: object) -> object:
-    # CK_TOKEN_INFO text fields are fixed-width. tpm2-pkcs11 pads its model
-    # with NULs ("SW   TPM\0\0..."), which p11tool keeps in the URIs it prints
-    # (model=SW%20%20%20TPM%00%00...) while python-pkcs11 strips them, and
-    # trailing blanks, from what it reads: strip the URI's value the same way.
-    return wanted.rstrip("\0").rstrip() if isinstance(wanted, str) else wanted
-
-
 def find_tokens(module: Module, uri: Pkcs11Uri) -> list[FoundToken]:
     """Tokens matching ``uri``'s library, slot and token attributes, in slot order.
 
@@ -156,7 +152,7 @@ def find_tokens(module: Module, uri: Pkcs11Uri) -> list[FoundToken]:
     """
     for attempt in range(2):
         tokens = list_tokens(module)
-        matching = [t for t in tokens if token_matches(t.description, uri)]
+        matching = [t for t in tokens if names_token(uri, t.description.identity)]
         if matching and _library_matches(module, uri):
             return matching
         if attempt == 0 and not module.rescan():
@@ -165,7 +161,7 @@ def find_tokens(module: Module, uri: Pkcs11Uri) -> list[FoundToken]:
 
 
 def _token_not_found(module: Module, uri: Pkcs11Uri, tokens: list[FoundToken]) -> TokenError:
-    wanted = Pkcs11Uri(**{f: getattr(uri, f) for f in Pkcs11Uri.TOKEN_FIELDS})
+    wanted = uri.token_part()
     if not tokens:
         denied = store_access_problem(module.path)
         if denied is not None:
@@ -281,10 +277,10 @@ def _open_and_login(found: FoundToken, pin: str | None) -> tuple[Any, bool]:
                 # Not ours to log out on close, hence logged_in=False.
                 return found.token.open(), False
     except PinIncorrect as error:
-        raise _with_attempts_left(found, error) from error.__cause__
+        raise with_attempts_left(found, error) from error.__cause__
 
 
-def _with_attempts_left(found: FoundToken, error: PinIncorrect) -> PinIncorrect:
+def with_attempts_left(found: FoundToken, error: PinIncorrect) -> PinIncorrect:
     """The same error, saying how close the token now is to locking the PIN."""
     try:
         flags = found.token.slot.get_token().flags

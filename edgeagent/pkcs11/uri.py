@@ -4,6 +4,8 @@
     uri.token, uri.object, uri.id        # 'my-token', 'my-key', b'\\x01'
     format_uri(uri)                      # canonical text: parse_uri(format_uri(u)) == u
     str(uri)                             # the same, with any pin-value masked (for messages)
+    uri.token_part()                     # pkcs11:token=my-token: the token it points at
+    names_key(uri, key.uri)              # does the configured uri name this key?
 
 What ``p11tool --list-privkeys`` and ``pkcs11-tool`` print is accepted as is.
 Unknown attributes (vendor ``x-...`` ones included) are ignored, as RFC 7512
@@ -115,6 +117,48 @@ class Pkcs11Uri:
     def names_key(self) -> bool:
         """True when any object attribute (object, id, type) is given."""
         return any(getattr(self, name) is not None for name in self.KEY_FIELDS)
+
+    def token_part(self) -> Pkcs11Uri:
+        """Only the slot and token attributes: the URI of the token(s) this one points at."""
+        return Pkcs11Uri(**{name: getattr(self, name) for name in self.TOKEN_FIELDS})
+
+
+def names_token(uri: Pkcs11Uri, token: Pkcs11Uri) -> bool:
+    """Does ``uri`` point at the token whose slot and token attributes ``token`` holds?
+
+    RFC 7512 matching: every slot or token attribute ``uri`` gives equals the
+    token's; a URI naming no token points at every one.
+    """
+    return _agrees(uri, token, Pkcs11Uri.TOKEN_FIELDS)
+
+
+def names_key(uri: Pkcs11Uri, key: Pkcs11Uri) -> bool:
+    """Does the configured ``uri`` name the key whose full URI is ``key``?
+
+    Only a URI naming an object or id names a key. An attribute the key's
+    URI lacks cannot be compared and counts as a match: when in doubt, a
+    key is treated as referenced.
+    """
+    if not uri.names_key or uri.type not in (None, "private"):
+        return False
+    return _agrees(uri, key, (*Pkcs11Uri.TOKEN_FIELDS, "object", "id"))
+
+
+def _agrees(wanted: Pkcs11Uri, actual: Pkcs11Uri, fields: tuple[str, ...]) -> bool:
+    """Every field ``wanted`` gives equals ``actual``'s (absent on either side: no objection)."""
+    for field in fields:
+        value, theirs = getattr(wanted, field), getattr(actual, field)
+        if value is not None and theirs is not None and _padless(value) != theirs:
+            return False
+    return True
+
+
+def _padless(wanted: object) -> object:
+    # CK_TOKEN_INFO text fields are fixed-width. tpm2-pkcs11 pads its model
+    # with NULs ("SW   TPM\0\0..."), which p11tool keeps in the URIs it prints
+    # (model=SW%20%20%20TPM%00%00...) while python-pkcs11 strips them, and
+    # trailing blanks, from what it reads: strip the URI's value the same way.
+    return wanted.rstrip("\0").rstrip() if isinstance(wanted, str) else wanted
 
 
 def _fail(text: str, position: int, problem: str) -> InvalidKeyUri:

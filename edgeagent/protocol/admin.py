@@ -24,7 +24,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from edgeagent.pkcs11.admin import KEY_SPECS, KeyListing, KeySpec, SlotListing
+from edgeagent.pkcs11.keyspecs import KEY_SPECS, KeySpec
+from edgeagent.pkcs11.listings import KeyListing, SlotListing
 from edgeagent.protocol.messages import BadRequest, b64, parse_uri_field, unb64
 
 READ_OPS = ("list_tokens", "list_keys")

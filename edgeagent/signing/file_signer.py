@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 
 from edgeagent.errors import CertificateUnreadable, UnsupportedKeyType
-from edgeagent.signing.signer import HashName, Padding, PublicKey
+from edgeagent.signing.signer import HashName, Padding, PublicKey, Signer
 
 _HASHES: dict[HashName, hashes.HashAlgorithm] = {
     "sha256": hashes.SHA256(),
@@ -18,7 +18,7 @@ _HASHES: dict[HashName, hashes.HashAlgorithm] = {
 }
 
 
-class FileSigner:
+class FileSigner(Signer):
     """The device key read from a PEM file on disk."""
 
     cryptoki = False

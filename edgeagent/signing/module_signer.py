@@ -1,9 +1,8 @@
 """The Signer for a key on a PKCS#11 token, with the module loaded in-process.
 
-    signer = open_module_signer(Path("/usr/lib/softhsm/libsofthsm2.so"),
-                                "pkcs11:token=my-token;object=my-key", pin="123456")
-    der = signer.sign_digest(hashlib.sha256(b"data").digest(), "sha256", "ecdsa")
-    signer.close()
+    with open_module_signer(Path("/usr/lib/softhsm/libsofthsm2.so"),
+                            "pkcs11:token=my-token;object=my-key", pin="123456") as signer:
+        der = signer.sign_digest(hashlib.sha256(b"data").digest(), "sha256", "ecdsa")
 
 Digests are hashed on the host and signed with the raw mechanisms
 (CKM_ECDSA, CKM_RSA_PKCS_PSS, CKM_RSA_PKCS over a DigestInfo): some modules
@@ -30,7 +29,7 @@ from edgeagent.pkcs11.module import load_module, pkcs11_errors
 from edgeagent.pkcs11.pins import choose_pin
 from edgeagent.pkcs11.select import SelectedKey, select_key
 from edgeagent.pkcs11.uri import Pkcs11Uri
-from edgeagent.signing.signer import DIGEST_SIZES, HashName, Padding, PublicKey
+from edgeagent.signing.signer import DIGEST_SIZES, HashName, Padding, PublicKey, Signer
 
 _PSS_HASH: dict[HashName, tuple[Mechanism, MGF]] = {
     "sha256": (Mechanism.SHA256, MGF.SHA256),
@@ -47,7 +46,7 @@ DIGEST_INFO_PREFIX: dict[HashName, bytes] = {
 }
 
 
-class ModuleSigner:
+class ModuleSigner(Signer):
     """A private key on a token; thread-safe (calls are serialised per module)."""
 
     def __init__(self, selected: SelectedKey, public: PublicKey, kind: KeyKind) -> None:
@@ -115,12 +114,6 @@ class ModuleSigner:
                 return
             self._closed = True
         self._selected.session.release()
-
-    def __enter__(self) -> ModuleSigner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ModuleSigner({self.location!r}, {self._kind})"

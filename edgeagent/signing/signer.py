@@ -3,9 +3,9 @@
 The TLS client, the CSR builder and the signing service all take a
 ``Signer`` and never care where the key lives::
 
-    signer = open_signer(...)                  # module, socket or file
-    der_sig = signer.sign_digest(
-        hashlib.sha256(data).digest(), "sha256", "ecdsa")
+    with open_signer(...) as signer:           # module, socket or file
+        der_sig = signer.sign_digest(
+            hashlib.sha256(data).digest(), "sha256", "ecdsa")
 
 Digests are computed on the host and the signer applies the raw-digest
 mechanism (CKM_ECDSA, CKM_RSA_PKCS_PSS): some modules stub out C_Digest*,
@@ -15,20 +15,21 @@ and it saves round trips to slow tokens.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
+from edgeagent.pkcs11.public_key import PublicKey
 from edgeagent.protocol.schemes import DIGEST_SIZES, HashName, Padding
 
 __all__ = ["DIGEST_SIZES", "HashName", "Padding", "PublicKey", "Signer", "sign_data"]
 
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-
 
 @runtime_checkable
 class Signer(Protocol):
-    """A private key that can sign digests. Implementations must be thread-safe."""
+    """A private key that can sign digests. Implementations must be thread-safe.
+
+    Implementations subclass this to be context managers: leaving the
+    ``with`` block closes them.
+    """
 
     @property
     def cryptoki(self) -> bool:
@@ -51,6 +52,12 @@ class Signer(Protocol):
     def close(self) -> None:
         """Release sessions, sockets, handles. Idempotent."""
         ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def sign_data(signer: Signer, data: bytes, hash_name: HashName, padding: Padding) -> bytes:

@@ -18,10 +18,10 @@ from edgeagent import errors
 from edgeagent.protocol import messages as m
 from edgeagent.protocol.schemes import HashName, Padding, scheme_name
 from edgeagent.signing.service_connection import REQUEST_TIMEOUT, ServiceConnection
-from edgeagent.signing.signer import PublicKey
+from edgeagent.signing.signer import PublicKey, Signer
 
 
-class SocketSigner:
+class SocketSigner(Signer):
     cryptoki = True
 
     def __init__(self, socket_path: Path, key_uri: str | None) -> None:

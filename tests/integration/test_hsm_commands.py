@@ -288,7 +288,7 @@ def test_a_refused_template_leaves_no_orphan(softhsm, caplog) -> None:  # type: 
     caplog.set_level(logging.INFO, logger="edgeagent.pkcs11")
     mapper = admin.KeyTemplates()
     with admin.admin_session(module, found, token.pin, templates=mapper) as session:
-        standard, alternative, _ = admin._templates("ec-p256", "k", b"\x01")
+        standard, alternative, _ = admin.key_pair_templates("ec-p256", "k", b"\x01")
         key = admin.generate_key_pair(
             session, "ec-p256", "k", b"\x01", mapper, [alternative, standard]
         )

@@ -284,11 +284,6 @@ def test_key_filter_narrows_a_uri_by_label_and_id() -> None:
     assert keys.key_filter(None, None, b"\x02") == Pkcs11Uri(id=b"\x02")
 
 
-def test_token_part_keeps_only_the_token() -> None:
-    uri = Pkcs11Uri.parse("pkcs11:token=t;serial=9;object=k;id=%01;type=private")
-    assert policy.token_part(uri) == Pkcs11Uri(token="t", serial="9")
-
-
 def test_an_unwritable_public_key_file_is_a_file_write_error(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
