@@ -40,6 +40,8 @@ single table (``edgeagent.cli.exit_codes``).
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
     │   ├── ServerCertificateExpired     certificate outside its validity
+    │   ├── TlsVersionRefused            the server speaks only a version below <cloud>.tls.min_version
+    │   ├── TlsDowngradeDetected         a TLS 1.2 answer carries RFC 8446's downgrade sentinel
     │   └── TlsHandshakeFailed           anything else during the handshake
     ├── BrokerError
     │   ├── BrokerUnreachable        TCP connect failed / timed out
@@ -214,6 +216,14 @@ class ServerHostnameMismatch(TlsError):
 
 class ServerCertificateExpired(TlsError):
     """A certificate in the server's chain is outside its validity period."""
+
+
+class TlsVersionRefused(TlsError):
+    """The server speaks only a TLS version below the configured minimum."""
+
+
+class TlsDowngradeDetected(TlsError):
+    """The server's TLS 1.2 answer says it speaks TLS 1.3: someone forced 1.2."""
 
 
 class TlsHandshakeFailed(TlsError):
