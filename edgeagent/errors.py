@@ -40,7 +40,7 @@ single table (``edgeagent.cli.exit_codes``).
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
     │   ├── ServerCertificateExpired     certificate outside its validity
-    │   ├── TlsVersionRefused            the server speaks only a version below <cloud>.tls.min_version
+    │   ├── TlsVersionRefused            the server wants a version below <cloud>.tls.min_version
     │   ├── TlsDowngradeDetected         a TLS 1.2 answer carries RFC 8446's downgrade sentinel
     │   └── TlsHandshakeFailed           anything else during the handshake
     ├── BrokerError

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="check config, token, key, certificate and the cloud, one line per step",
         description="Walk the chain from the configuration to the cloud: configuration, "
         "module, token, login, key (found and unique), certificate (matches the key, "
-        "valid now), DNS, TLS 1.3 handshake and MQTT CONNACK. Exit 0 only when all pass; "
+        "valid now), DNS, TLS handshake and MQTT CONNACK. Exit 0 only when all pass; "
         "otherwise the exit code of the first failure.",
     )
     parser.add_argument("cloud", choices=("c8y",))

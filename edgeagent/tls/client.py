@@ -16,7 +16,6 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 from cryptography import x509
 from cryptography.x509.verification import Store
@@ -34,7 +33,7 @@ from tlslite.x509certchain import X509CertChain
 from edgeagent.errors import AgentError, ServerCertificateUntrusted, TlsHandshakeFailed
 from edgeagent.signing.signer import Signer
 from edgeagent.tls.aead import CIPHER_NAMES
-from edgeagent.tls.connection import AgentTLSConnection, version_text
+from edgeagent.tls.connection import AgentTLSConnection, version_refusal, version_text
 from edgeagent.tls.kex import GROUPS, group_name
 from edgeagent.tls.signer_key import SignerKey
 from edgeagent.tls.socket import TlsSocket
@@ -66,7 +65,6 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-TlsVersionName = Literal["1.2", "1.3"]
 VERSIONS: dict[str, tuple[int, int]] = {"1.2": (3, 3), "1.3": (3, 4)}
 
 
@@ -143,13 +141,17 @@ class TlsClientContext:
     cert_chain_pem: str
     anchors: list[x509.Certificate]
     alpn: list[bytes] | None = None
-    min_version: TlsVersionName = "1.2"
+    min_version: str = "1.2"  # "1.2" or "1.3": <cloud>.tls.min_version
     # paho: the hostname is checked here, during the handshake, so paho must
     # not call ssl.match_hostname on our socket.
     check_hostname: bool = True
     last_handshake: HandshakeTiming = field(default_factory=HandshakeTiming)
 
     def __post_init__(self) -> None:
+        if self.min_version not in VERSIONS:
+            raise ValueError(
+                f"min_version must be one of {list(VERSIONS)}, not {self.min_version!r}"
+            )
         self._chain = X509CertChain()
         self._chain.parsePemList(self.cert_chain_pem)
         self._key = SignerKey(self.signer)
@@ -194,7 +196,7 @@ class TlsClientContext:
             wrapped.do_handshake()
         return wrapped
 
-    def _handshake(self, conn: TLSConnection, host: str) -> None:
+    def _handshake(self, conn: AgentTLSConnection, host: str) -> None:
         def check_server(connection: AgentTLSConnection) -> None:
             # The chain was verified when it arrived (AgentTLSConnection); a
             # handshake that never showed one (resumption) is not accepted.
@@ -223,6 +225,14 @@ class TlsClientContext:
                 _ALERT_FIXES.get(name, "see the cloud broker's log for why it refused"),
             ) from alert
         except TLSLocalAlert as alert:
+            # tlslite refuses TLS 1.1 and older itself (its minVersion is 1.2).
+            too_old = (
+                version_refusal(conn.last_version, VERSIONS[self.min_version])
+                if alert.description == AlertDescription.protocol_version
+                else None
+            )
+            if too_old is not None:
+                raise too_old from alert
             raise TlsHandshakeFailed(
                 f"TLS handshake with {host} failed on our side: {alert}",
                 "the cloud endpoint must speak TLS 1.3, or TLS 1.2 with ECDHE, an AEAD "

@@ -137,6 +137,7 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         self._check_chain = check_chain
         self._min_version = min_version
         self.server_chain_checked = False
+        self.last_version: tuple[int, int] = (0, 0)  # the version before a shutdown
 
     @staticmethod
     def _getKEX(group: int, version: Any) -> Any:
@@ -208,6 +209,12 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
                 )
             yield result
 
+    def _shutdown(self, resumable: bool) -> None:
+        # tlslite forgets the version on shutdown; an error message needs it.
+        if self.version != (0, 0):
+            self.last_version = self.version
+        super()._shutdown(resumable)
+
     def _refuse(self, description: int, error: AgentError) -> Generator[Any, None, None]:
         """Send a fatal alert, close, and raise our own ``error`` (not tlslite's)."""
         with contextlib.suppress(TLSError, OSError):
@@ -253,6 +260,22 @@ def version_text(version: tuple[int, int]) -> str:
     return "SSL 3.0" if version == (3, 0) else f"version {version}"
 
 
+def version_refusal(
+    version: tuple[int, int], min_version: tuple[int, int]
+) -> TlsVersionRefused | None:
+    """Our error for a server that chose a version below the minimum, or None."""
+    if version >= min_version:
+        return None
+    return TlsVersionRefused(
+        f"the server wants {version_text(version)}; the minimum is {version_text(min_version)}",
+        "if this endpoint really offers no newer TLS, allow it with "
+        "`agent config set <cloud>.tls.min_version 1.2` (TLS 1.1 and older are never "
+        "accepted)"
+        if version == (3, 3)
+        else "the cloud endpoint must offer TLS 1.2 or 1.3; TLS 1.1 and older are never accepted",
+    )
+
+
 def server_hello_refusal(
     server_hello: Any, version: tuple[int, int], min_version: tuple[int, int]
 ) -> tuple[int, AgentError] | None:
@@ -273,16 +296,9 @@ def server_hello_refusal(
             "between us and the cloud removed TLS 1.3 from our offer",
             "do not trust this network path; the handshake was stopped before anything was signed",
         )
-    if version < min_version:
-        return AlertDescription.protocol_version, TlsVersionRefused(
-            f"the server wants {version_text(version)}; the minimum is {version_text(min_version)}",
-            "if this endpoint really offers no newer TLS, allow it with "
-            "`agent config set <cloud>.tls.min_version 1.2` (TLS 1.1 and older are never "
-            "accepted)"
-            if version == (3, 3)
-            else "the cloud endpoint must offer TLS 1.2 or 1.3; TLS 1.1 and older are "
-            "never accepted",
-        )
+    refused = version_refusal(version, min_version)
+    if refused is not None:
+        return AlertDescription.protocol_version, refused
     if server_hello.cipher_suite not in TLS12_SUITES:
         return AlertDescription.handshake_failure, TlsHandshakeFailed(
             f"the server chose TLS 1.2 cipher suite {server_hello.cipher_suite:#06x}, "
