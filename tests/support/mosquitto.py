@@ -72,11 +72,16 @@ class TlsListener:
     # Caps on the broker's OpenSSL, set through OPENSSL_CONF (mosquitto's
     # `tls_version tlsv1.2` means "1.2 or newer" and still negotiates 1.3):
     # max_protocol "TLSv1.2" makes a TLS-1.2-only stand-in cloud; the
-    # signature algorithm lists (OpenSSL syntax, e.g. "RSA-PSS+SHA256") make
-    # servers that sign with, or accept client signatures in, those only.
+    # signature algorithm lists (OpenSSL syntax, e.g. "rsa_pss_rsae_sha256")
+    # make servers that sign with, or accept client signatures in, those
+    # only; groups narrows the server's key exchange groups (in TLS 1.2 they
+    # also bound the curves of EC certificates). cipher_string is mosquitto's
+    # own `ciphers` (TLS 1.2 suites; it overrides OpenSSL's CipherString).
     max_protocol: str | None = None
     signature_algorithms: str | None = None
     client_signature_algorithms: str | None = None
+    cipher_string: str | None = None
+    groups: str | None = None
 
     @classmethod
     def for_server(
@@ -97,6 +102,8 @@ class TlsListener:
         client_ca: Path,
         signature_algorithms: str | None = None,
         client_signature_algorithms: str | None = None,
+        cipher_string: str | None = None,
+        groups: str | None = None,
     ) -> TlsListener:
         """A listener that speaks TLS 1.2 and nothing newer (see `max_protocol`)."""
         return cls(
@@ -107,6 +114,8 @@ class TlsListener:
             max_protocol="TLSv1.2",
             signature_algorithms=signature_algorithms,
             client_signature_algorithms=client_signature_algorithms,
+            cipher_string=cipher_string,
+            groups=groups,
         )
 
     def openssl_conf(self) -> str | None:
@@ -115,6 +124,7 @@ class TlsListener:
             "MaxProtocol": self.max_protocol,
             "SignatureAlgorithms": self.signature_algorithms,
             "ClientSignatureAlgorithms": self.client_signature_algorithms,
+            "Groups": self.groups,
         }
         lines = [f"{name} = {value}" for name, value in settings.items() if value]
         if not lines:
@@ -140,6 +150,7 @@ class TlsListener:
             f"tls_version {self.tls_version}",
             f"require_certificate {str(self.require_certificate).lower()}",
             f"use_identity_as_username {str(self.use_identity_as_username).lower()}",
+            *([f"ciphers {self.cipher_string}"] if self.cipher_string else []),
         ]
 
 
