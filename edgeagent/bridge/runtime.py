@@ -50,6 +50,7 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
             anchors,
             [a.encode() for a in plan.alpn] or None,
             min_version=plan.tls_min_version,
+            cloud=plan.cloud,
         )
         local = Endpoint(
             "local", plan.local_host, plan.local_port, plan.local_client_id, connect_timeout=10.0

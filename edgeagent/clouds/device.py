@@ -58,6 +58,7 @@ def open_device(config: AgentConfig, profile: CloudProfile) -> Device:
             anchors,
             list(profile.alpn) or None,
             min_version=profile.tls_min_version,
+            cloud=profile.name,
         )
     except BaseException:
         signer.close()

@@ -217,6 +217,7 @@ def _handshake(state: _State) -> str:
         anchors,
         list(state.profile.alpn) or None,
         min_version=state.profile.tls_min_version,
+        cloud=state.profile.name,
     )
     device = Device(state.certificate, state.signer, tls)
     result = probe(device.cloud_endpoint(state.profile))

@@ -142,6 +142,7 @@ class TlsClientContext:
     anchors: list[x509.Certificate]
     alpn: list[bytes] | None = None
     min_version: str = "1.2"  # "1.2" or "1.3": <cloud>.tls.min_version
+    cloud: str = "<cloud>"  # the configuration section, for fixes ("c8y")
     # paho: the hostname is checked here, during the handshake, so paho must
     # not call ssl.match_hostname on our socket.
     check_hostname: bool = True
@@ -190,6 +191,7 @@ class TlsClientContext:
             sock,
             lambda chain: verify_server_chain(chain, host, self._store),
             VERSIONS[self.min_version],
+            self.cloud,
         )
         wrapped = TlsSocket(sock, conn, handshake)
         if do_handshake_on_connect:
@@ -227,7 +229,7 @@ class TlsClientContext:
         except TLSLocalAlert as alert:
             # tlslite refuses TLS 1.1 and older itself (its minVersion is 1.2).
             too_old = (
-                version_refusal(conn.last_version, VERSIONS[self.min_version])
+                version_refusal(conn.last_version, VERSIONS[self.min_version], self.cloud)
                 if alert.description == AlertDescription.protocol_version
                 else None
             )

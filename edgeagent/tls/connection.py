@@ -130,12 +130,17 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
     """A tlslite client connection that checks the server first and computes fast."""
 
     def __init__(
-        self, sock: Any, check_chain: ChainCheck, min_version: tuple[int, int] = (3, 3)
+        self,
+        sock: Any,
+        check_chain: ChainCheck,
+        min_version: tuple[int, int] = (3, 3),
+        cloud: str = "<cloud>",
     ) -> None:
         super().__init__(sock)
         install_fast_aead(self._recordLayer)
         self._check_chain = check_chain
         self._min_version = min_version
+        self._cloud = cloud  # for the key a refusal's fix names
         self.server_chain_checked = False
         self.last_version: tuple[int, int] = (0, 0)  # the version before a shutdown
 
@@ -159,7 +164,7 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
             else:
                 break
         server_hello = result
-        refusal = server_hello_refusal(server_hello, self.version, self._min_version)
+        refusal = server_hello_refusal(server_hello, self.version, self._min_version, self._cloud)
         if refusal is not None:
             description, error = refusal
             yield from self._refuse(description, error)
@@ -261,7 +266,7 @@ def version_text(version: tuple[int, int]) -> str:
 
 
 def version_refusal(
-    version: tuple[int, int], min_version: tuple[int, int]
+    version: tuple[int, int], min_version: tuple[int, int], cloud: str = "<cloud>"
 ) -> TlsVersionRefused | None:
     """Our error for a server that chose a version below the minimum, or None."""
     if version >= min_version:
@@ -269,7 +274,7 @@ def version_refusal(
     return TlsVersionRefused(
         f"the server wants {version_text(version)}; the minimum is {version_text(min_version)}",
         "if this endpoint really offers no newer TLS, allow it with "
-        "`agent config set <cloud>.tls.min_version 1.2` (TLS 1.1 and older are never "
+        f"`agent config set {cloud}.tls.min_version 1.2` (TLS 1.1 and older are never "
         "accepted)"
         if version == (3, 3)
         else "the cloud endpoint must offer TLS 1.2 or 1.3; TLS 1.1 and older are never accepted",
@@ -277,7 +282,10 @@ def version_refusal(
 
 
 def server_hello_refusal(
-    server_hello: Any, version: tuple[int, int], min_version: tuple[int, int]
+    server_hello: Any,
+    version: tuple[int, int],
+    min_version: tuple[int, int],
+    cloud: str = "<cloud>",
 ) -> tuple[int, AgentError] | None:
     """Why a ServerHello must end the handshake (alert, our error), or None.
 
@@ -296,7 +304,7 @@ def server_hello_refusal(
             "between us and the cloud removed TLS 1.3 from our offer",
             "do not trust this network path; the handshake was stopped before anything was signed",
         )
-    refused = version_refusal(version, min_version)
+    refused = version_refusal(version, min_version, cloud)
     if refused is not None:
         return AlertDescription.protocol_version, refused
     if server_hello.cipher_suite not in TLS12_SUITES:
