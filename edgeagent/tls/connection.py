@@ -143,6 +143,9 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         self._cloud = cloud  # for the key a refusal's fix names
         self.server_chain_checked = False
         self.last_version: tuple[int, int] = (0, 0)  # the version before a shutdown
+        # The ClientHello's TLS 1.3 key shares, by group: a TLS 1.2 ECDHE on
+        # the same group uses that ephemeral key instead of making another.
+        self.client_key_shares: dict[int, Any] = {}
 
     @staticmethod
     def _getKEX(group: int, version: Any) -> Any:
@@ -164,6 +167,8 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
             else:
                 break
         server_hello = result
+        shares = client_hello.getExtension(ExtensionType.key_share)
+        self.client_key_shares = {e.group: e for e in shares.client_shares} if shares else {}
         refusal = server_hello_refusal(server_hello, self.version, self._min_version, self._cloud)
         if refusal is not None:
             description, error = refusal

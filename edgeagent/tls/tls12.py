@@ -283,9 +283,16 @@ def client_key_exchange(
                 yield result  # pragma: no cover - _sendError raises
             raise error
 
-    # Our key share, computed by OpenSSL.
-    private = exchange.get_random_private_key()
-    our_share = exchange.calc_public_value(private)
+    # Our key share, computed by OpenSSL. The ClientHello already carries an
+    # ephemeral key for its TLS 1.3 offer (x25519): its public half is on
+    # the wire, its private half was never used, and only one of the two
+    # exchanges ever happens, so it serves here once instead of a new key.
+    offered = getattr(conn, "client_key_shares", {}).pop(ske.named_curve, None)
+    if offered is not None:
+        private, our_share = offered.private, offered.key_exchange
+    else:
+        private = exchange.get_random_private_key()
+        our_share = exchange.calc_public_value(private)
     premaster = bytearray(exchange.calc_shared_key(private, ske.ecdh_Ys))
 
     if request is not None:
