@@ -22,7 +22,7 @@ single table (``edgeagent.cli.exit_codes``).
     │   ├── PinIncorrect             C_Login said CKR_PIN_INCORRECT
     │   ├── PinLocked                C_Login said CKR_PIN_LOCKED
     │   ├── KeyNotFound              no private key matches the URI
-    │   ├── UnsupportedKeyType       a key we cannot sign TLS 1.3 with
+    │   ├── UnsupportedKeyType       a key that cannot make the signature asked for
     │   ├── InvalidKeyUri            the URI is not RFC 7512
     │   ├── TokenAmbiguous           several tokens could be meant and none was named
     │   ├── TokenInUse               refused: re-initialising a token that holds keys
@@ -138,7 +138,7 @@ class KeyNotFound(TokenError):
 
 
 class UnsupportedKeyType(TokenError):
-    """The key cannot sign a TLS 1.3 CertificateVerify."""
+    """The key cannot make the signature asked for (TLS CertificateVerify, certificate)."""
 
 
 class InvalidKeyUri(TokenError):
