@@ -279,9 +279,7 @@ def client_key_exchange(
                 "in TLS 1.2",
                 "use a key type the cloud accepts, or a cloud endpoint that speaks TLS 1.3",
             )
-            for result in conn._sendError(AlertDescription.handshake_failure, error.cause):
-                yield result  # pragma: no cover - _sendError raises
-            raise error
+            yield from conn._refuse(AlertDescription.handshake_failure, error)
 
     # Our key share, computed by OpenSSL. The ClientHello already carries an
     # ephemeral key for its TLS 1.3 offer (x25519): its public half is on

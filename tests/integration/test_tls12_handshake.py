@@ -110,6 +110,30 @@ def test_a_tls12_server_we_share_no_suite_with_is_refused(
         assert "handshake_failure" in caught.value.cause
 
 
+def test_a_server_accepting_no_signature_our_key_makes_is_refused_before_we_sign(
+    softhsm_token: SoftHsmToken, mosquitto_factory: MosquittoFactory, pki: TestPki
+) -> None:
+    """An ECDSA-only CertificateRequest and an RSA device key: our error, nothing signed.
+
+    (tlslite 0.8.2 itself refuses any CertificateRequest without an RSA
+    scheme, and signs with its own first choice when nothing matches.)
+    """
+    listener = TlsListener.tls12_only(
+        pki.localhost_server,
+        client_ca=pki.ca.cert_path,
+        client_signature_algorithms="ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384",
+    )
+    broker = mosquitto_factory(plain=False, tls=listener, name="cloud12")
+    for tls in _context(pki, softhsm_token, "rsa-2048"):
+        with pytest.raises(errors.UnsupportedKeyType) as caught:
+            probe(Endpoint("c8y", "localhost", broker.tls_port, "device-1", tls=tls))
+        assert "ecdsa_secp256r1_sha256" in caught.value.cause
+        assert "can make none of them" in caught.value.cause
+    for tls in _context(pki, softhsm_token, "ec-p256"):  # the control: an EC key is accepted
+        probe(Endpoint("c8y", "localhost", broker.tls_port, "device-1", tls=tls))
+        assert tls.last_handshake.version == "TLS 1.2"
+
+
 # -- extended master secret: a Python ssl server with and without it ---------------------
 
 
