@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from edgeagent import errors
+from edgeagent.bridge.plan import BridgePlan
+from edgeagent.clouds.connect import bridge_plan
 from tests.support import tpm as _tpm
 from tests.support.gateway import AGENT, Gateway, exit_code, new_gateway
 from tests.support.mosquitto import Mosquitto, MosquittoFactory, TlsListener
@@ -184,6 +186,9 @@ def test_min_version_13_refuses_the_tls12_cloud_naming_the_key(
     assert "the server wants TLS 1.2; the minimum is TLS 1.3" in done.stderr
     assert "c8y.tls.min_version 1.2" in done.stderr
     assert "device-001" not in cloud.log_text()  # the handshake stopped before our Certificate
+    # The long-running bridge gets the same minimum through its plan.
+    plan = BridgePlan.from_json(bridge_plan(gw.config_dir, "c8y").to_json())
+    assert plan.tls_min_version == "1.3"
 
     gw.set("c8y.tls.min_version", "1.2")  # the control: the same cloud, allowed
     done = gw.agent("connect", "c8y")
