@@ -125,7 +125,7 @@ class HandshakeTiming:
     seconds: float = 0.0
     version: str = ""  # "TLS 1.3"
     cipher_suite: str = ""  # IANA name: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
-    group: str = ""  # TLS 1.2 key exchange group ("x25519"); empty for TLS 1.3
+    group: str = ""  # the (EC)DHE group: "x25519", "secp256r1"
 
     def describe(self) -> str:
         """ "TLS 1.2, TLS_ECDHE_..._SHA256 over x25519" (what doctor prints)."""
