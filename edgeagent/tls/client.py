@@ -128,7 +128,7 @@ class HandshakeTiming:
     group: str = ""  # the (EC)DHE group: "x25519", "secp256r1"
 
     def describe(self) -> str:
-        """ "TLS 1.2, TLS_ECDHE_..._SHA256 over x25519" (what doctor prints)."""
+        """What doctor prints: ``TLS 1.2, TLS_ECDHE_..._SHA256 over x25519``."""
         text = f"{self.version}, {self.cipher_suite}"
         return f"{text} over {self.group}" if self.group else text
 
