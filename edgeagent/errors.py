@@ -28,7 +28,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── PinIncorrect             C_Login said CKR_PIN_INCORRECT
     │   ├── PinLocked                C_Login said CKR_PIN_LOCKED
     │   ├── KeyNotFound              no private key matches the URI
-    │   ├── UnsupportedKeyType       a key we cannot sign TLS 1.3 with
+    │   ├── UnsupportedKeyType       a key that cannot make the signature asked for
     │   ├── InvalidKeyUri            the URI is not RFC 7512
     │   ├── TokenAmbiguous           several tokens could be meant and none was named
     │   ├── TokenInUse               refused: re-initialising a token that holds keys
@@ -47,6 +47,8 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
     │   ├── ServerCertificateExpired     certificate outside its validity
+    │   ├── TlsVersionRefused            the server wants a version below <cloud>.tls.min_version
+    │   ├── TlsDowngradeDetected         a TLS 1.2 answer carries RFC 8446's downgrade sentinel
     │   └── TlsHandshakeFailed           anything else during the handshake
     ├── BrokerError
     │   ├── BrokerUnreachable        TCP connect failed / timed out
@@ -152,7 +154,7 @@ class KeyNotFound(TokenError):
 
 
 class UnsupportedKeyType(TokenError):
-    """The key cannot sign a TLS 1.3 CertificateVerify."""
+    """The key cannot make the signature asked for (TLS CertificateVerify, certificate)."""
 
 
 class InvalidKeyUri(TokenError):
@@ -234,6 +236,14 @@ class ServerHostnameMismatch(TlsError):
 
 class ServerCertificateExpired(TlsError):
     """A certificate in the server's chain is outside its validity period."""
+
+
+class TlsVersionRefused(TlsError):
+    """The server speaks only a TLS version below the configured minimum."""
+
+
+class TlsDowngradeDetected(TlsError):
+    """The server's TLS 1.2 answer says it speaks TLS 1.3: someone forced 1.2."""
 
 
 class TlsHandshakeFailed(TlsError):

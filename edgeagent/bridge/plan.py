@@ -38,6 +38,7 @@ class BridgePlan:
     forwards_retain: bool
     max_payload: int | None
     signer: SignerSpec = field(repr=False)
+    tls_min_version: str = "1.2"
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -45,7 +45,12 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
     try:
         check_matches_certificate(signer, certificate.leaf)
         tls = TlsClientContext(
-            signer, certificate.pem, anchors, [a.encode() for a in plan.alpn] or None
+            signer,
+            certificate.pem,
+            anchors,
+            [a.encode() for a in plan.alpn] or None,
+            min_version=plan.tls_min_version,
+            cloud=plan.cloud,
         )
         local = Endpoint(
             "local", plan.local_host, plan.local_port, plan.local_client_id, connect_timeout=10.0

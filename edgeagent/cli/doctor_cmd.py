@@ -37,7 +37,7 @@ def register(sub: Subparsers) -> None:
         example="agent doctor c8y",
         description="Walk the chain from the configuration to the cloud: configuration, "
         "module, token, login, key (found and unique), certificate (matches the key, "
-        "valid now), DNS, TLS 1.3 handshake and MQTT CONNACK. Exit 0 only when all pass; "
+        "valid now), DNS, TLS handshake and MQTT CONNACK. Exit 0 only when all pass; "
         "otherwise the exit code of the first failure.",
     )
     add_cloud(parser)

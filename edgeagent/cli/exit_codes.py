@@ -44,6 +44,8 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.ServerHostnameMismatch, 51),
     (errors.ServerCertificateExpired, 52),
     (errors.TlsHandshakeFailed, 53),
+    (errors.TlsVersionRefused, 54),
+    (errors.TlsDowngradeDetected, 55),
     (errors.BrokerUnreachable, 60),
     (errors.BrokerRefused, 61),
     (errors.SignerUnreachable, 70),

@@ -24,4 +24,5 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
         max_qos=2,
         forwards_retain=False,  # Cumulocity ignores retained messages
         max_payload=MAX_PAYLOAD,
+        tls_min_version=config.c8y.tls.min_version,
     )

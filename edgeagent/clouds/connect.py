@@ -91,8 +91,17 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
         progress.detail("cryptoki", "true" if device.signer.cryptoki else "false")
         progress.detail("key", device.signer.location)
         progress.detail("bridge", "built-in")
-        with progress.step(f"Connecting to {profile.title} over TLS 1.3"):
+        # The step names the TLS version the server chose, so it is printed
+        # once the handshake is over (✗ on a failure, as for every step).
+        try:
             result = probe(device.cloud_endpoint(profile))
+        except BaseException:
+            with progress.step(f"Connecting to {profile.title}"):
+                raise
+        with progress.step(
+            f"Connecting to {profile.title} over {device.tls.last_handshake.version}"
+        ):
+            pass
         progress.detail(
             "TLS handshake",
             f"{device.tls.last_handshake.seconds * 1000:.1f} ms "
@@ -192,4 +201,5 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
         forwards_retain=profile.forwards_retain,
         max_payload=profile.max_payload,
         signer=signer_spec(config, identity),
+        tls_min_version=profile.tls_min_version,
     )

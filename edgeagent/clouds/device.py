@@ -48,7 +48,14 @@ def open_device(config: AgentConfig, profile: CloudProfile) -> Device:
     signer = open_signer(config, identity)
     try:
         check_matches_certificate(signer, certificate.leaf)
-        tls = TlsClientContext(signer, certificate.pem, anchors, list(profile.alpn) or None)
+        tls = TlsClientContext(
+            signer,
+            certificate.pem,
+            anchors,
+            list(profile.alpn) or None,
+            min_version=profile.tls_min_version,
+            cloud=profile.name,
+        )
     except BaseException:
         signer.close()
         raise

@@ -88,7 +88,7 @@ def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
     yield "key found and unique", lambda: _key_found(state)
     yield "certificate matches the key and is valid now", lambda: _certificate(state)
     yield "cloud host resolves", lambda: _resolves(state)
-    yield "TLS 1.3 handshake and MQTT CONNACK", lambda: _handshake(state)
+    yield "TLS handshake and MQTT CONNACK", lambda: _handshake(state)
 
 
 def _read_config(state: _State) -> str:
@@ -208,13 +208,18 @@ def _handshake(state: _State) -> str:
     assert state.certificate is not None
     anchors = load_trust_anchors(state.profile.root_cert_path)
     tls = TlsClientContext(
-        state.signer, state.certificate.pem, anchors, list(state.profile.alpn) or None
+        state.signer,
+        state.certificate.pem,
+        anchors,
+        list(state.profile.alpn) or None,
+        min_version=state.profile.tls_min_version,
+        cloud=state.profile.name,
     )
     device = Device(state.certificate, state.signer, tls)
     result = probe(device.cloud_endpoint(state.profile))
     handshake_ms = tls.last_handshake.seconds * 1000
     connack_ms = result.connack_seconds * 1000
     return (
-        f"{state.profile.host}:{state.profile.port}, handshake {handshake_ms:.0f} ms, "
-        f"CONNACK {connack_ms:.0f} ms"
+        f"{state.profile.host}:{state.profile.port}, {tls.last_handshake.describe()}, "
+        f"handshake {handshake_ms:.0f} ms, CONNACK {connack_ms:.0f} ms"
     )

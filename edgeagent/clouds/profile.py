@@ -24,6 +24,7 @@ class CloudProfile:
     forwards_retain: bool = False
     max_payload: int | None = None
     alpn: tuple[bytes, ...] = ()
+    tls_min_version: str = "1.2"  # <cloud>.tls.min_version
 
     @property
     def health_topic(self) -> str:

@@ -216,6 +216,28 @@ class CloudDeviceConfig(Section):
     )
 
 
+def _version_text(value: Any) -> Any:
+    # A hand-written `min_version = 1.3` is a TOML float; a version is text.
+    if isinstance(value, float):
+        return str(value)
+    return value
+
+
+TlsVersion = Literal["1.2", "1.3"]
+
+
+class CloudTlsConfig(Section):
+    """``<cloud>.tls.*``: how the TLS session to the cloud may be made."""
+
+    min_version: Annotated[TlsVersion, BeforeValidator(_version_text)] = key(
+        "The oldest TLS version accepted from this cloud. '1.2' (the default): the "
+        "client offers TLS 1.3 and 1.2 and the server picks; '1.3': a server that "
+        "answers with TLS 1.2 is refused.",
+        "1.3",
+        default="1.2",
+    )
+
+
 class CloudConfig(Section):
     """What every cloud has: an endpoint, trusted roots, a device identity.
 
@@ -235,6 +257,7 @@ class CloudConfig(Section):
         default=Path("/etc/ssl/certs"),
     )
     device: CloudDeviceConfig = Field(default_factory=CloudDeviceConfig)
+    tls: CloudTlsConfig = Field(default_factory=CloudTlsConfig)
 
     def host_port(self) -> tuple[str, int]:
         """The endpoint to dial; the cloud's MQTT-over-TLS port unless url names one."""

@@ -4,6 +4,14 @@ tlslite-ng's own AES-GCM and ChaCha20-Poly1305 are pure Python (about
 0.2 MB/s); these run at OpenSSL speed. They implement the small interface
 tlslite's record layer uses (``seal``/``open`` and a few attributes) and are
 installed per connection by :func:`install_fast_aead`, never globally.
+
+TLS 1.3 and TLS 1.2 alike: the nonce is built by tlslite's record layer
+(checked against the RFCs for 0.8.2), which picks the construction by the
+cipher's ``name``, so the names below must stay tlslite's. TLS 1.2 AES-GCM
+(RFC 5288): a 4-byte implicit salt from the key block followed by the
+8-byte explicit nonce that travels in the record (tlslite sends the
+sequence number there); TLS 1.2 ChaCha20-Poly1305 (RFC 7905) and TLS 1.3:
+the 12-byte IV XOR the padded sequence number.
 """
 
 from __future__ import annotations
@@ -54,7 +62,12 @@ def _chacha20(key: bytes, _implementations: Any = None) -> _Aead:
 
 
 def _cipher_settings(cipher_suite: int) -> tuple[int, int, Callable[..., _Aead]]:
-    """Our replacement for ``RecordLayer._getCipherSettings`` (TLS 1.3 suites only)."""
+    """Our replacement for ``RecordLayer._getCipherSettings``: (key length, IV length, factory).
+
+    The IV length is what the key block yields: 4 bytes of implicit salt for
+    TLS 1.2 AES-GCM, a 12-byte IV for ChaCha20-Poly1305 (TLS 1.3 derives its
+    IVs itself).
+    """
     if cipher_suite in CipherSuite.aes256GcmSuites:
         return 32, 4, _aes_gcm
     if cipher_suite in CipherSuite.aes128GcmSuites:

@@ -1,10 +1,13 @@
-"""The TLS 1.3 client context paho uses to reach the cloud.
+"""The TLS client context paho uses to reach the cloud (TLS 1.3, or 1.2 if the server wants).
 
-    context = TlsClientContext(signer, cert_chain_pem, anchors)
+    context = TlsClientContext(signer, cert_chain_pem, anchors, min_version="1.2")
     mqtt_client.tls_set_context(context)     # paho calls wrap_socket()
+    context.last_handshake.version           # "TLS 1.3" after a handshake
 
-The handshake signs the CertificateVerify through the Signer, then verifies
-the server's chain and hostname before paho may send its first MQTT byte.
+The ClientHello offers TLS 1.3 and 1.2 (ECDHE, AEAD suites only); the server
+picks, and ``min_version`` "1.3" refuses a 1.2 answer with its own error. The
+server's chain and host name are verified when its Certificate arrives,
+before we sign anything; the CertificateVerify is signed through the Signer.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.x509.verification import Store
-from tlslite.constants import AlertDescription
+from tlslite.constants import AlertDescription, CipherSuite, ECPointFormat
 from tlslite.errors import (
     TLSAbruptCloseError,
     TLSError,
@@ -30,7 +33,8 @@ from tlslite.x509certchain import X509CertChain
 from edgeagent.errors import AgentError, ServerCertificateUntrusted, TlsHandshakeFailed
 from edgeagent.signing.signer import Signer
 from edgeagent.tls.aead import CIPHER_NAMES
-from edgeagent.tls.connection import AgentTLSConnection
+from edgeagent.tls.connection import AgentTLSConnection, version_refusal, version_text
+from edgeagent.tls.kex import GROUPS, group_name
 from edgeagent.tls.signer_key import SignerKey
 from edgeagent.tls.socket import TlsSocket
 from edgeagent.tls.verify import verify_server_chain
@@ -45,9 +49,11 @@ _ALERT_FIXES = {
     "certificate_expired": "the device certificate has expired: renew it",
     "decrypt_error": "the CertificateVerify signature did not verify: the key on the token "
     "is not the certificate's key",
-    "protocol_version": "the cloud endpoint does not accept TLS 1.3",
-    "handshake_failure": "the cloud and the agent share no TLS 1.3 cipher suite or "
-    "signature scheme",
+    "protocol_version": "the cloud endpoint accepts neither TLS 1.3 nor TLS 1.2",
+    "handshake_failure": "the cloud and the agent share no cipher suite (TLS 1.3, or TLS 1.2 "
+    "ECDHE with AES-GCM or ChaCha20-Poly1305), key exchange group or signature scheme",
+    "insufficient_security": "the cloud wants a cipher suite weaker than the agent accepts "
+    "(TLS 1.2 ECDHE with AES-GCM or ChaCha20-Poly1305 at least)",
 }
 
 
@@ -59,11 +65,30 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+VERSIONS: dict[str, tuple[int, int]] = {"1.2": (3, 3), "1.3": (3, 4)}
+
+
 def handshake_settings() -> HandshakeSettings:
+    """What the ClientHello offers: TLS 1.3 and TLS 1.2, modern parts only.
+
+    The same offer whatever ``min_version`` says: a server that answers 1.2
+    when 1.2 is not allowed is refused after its ServerHello, so the error
+    can name the version it wanted (``AgentTLSConnection``).
+    """
     settings = HandshakeSettings()
-    settings.minVersion = (3, 4)
+    settings.minVersion = (3, 3)
     settings.maxVersion = (3, 4)
     settings.cipherNames = list(CIPHER_NAMES)
+    # TLS 1.2: ECDHE key exchange only (no RSA key transport, no FFDHE),
+    # AEAD ciphers only (no CBC, no HMAC record MACs).
+    settings.keyExchangeNames = ["ecdhe_ecdsa", "ecdhe_rsa"]
+    settings.macNames = ["aead"]
+    # Signature schemes with SHA-256/384/512 only (no SHA-1, no SHA-224, no DSA).
+    settings.ecdsaSigHashes = ["sha256", "sha384", "sha512"]
+    settings.rsaSigHashes = ["sha256", "sha384", "sha512"]
+    settings.rsaSchemes = ["pss", "pkcs1"]
+    settings.dsaSigHashes = []
+    settings.ec_point_formats = [ECPointFormat.uncompressed]
     # tlslite-ng 0.8.2 sends the client Certificate compressed even when the
     # server never offered compression; OpenSSL then aborts with
     # unexpected_message. Never compress.
@@ -78,12 +103,16 @@ def handshake_settings() -> HandshakeSettings:
     # or not verifiable by `connection._ServerKey`), and pad the ClientHello
     # for old F5 load balancers (OpenSSL does not). Building and sending all
     # that cost ~0.4 ms of a ~5 ms handshake.
-    settings.versions = [(3, 4)]
-    settings.eccCurves = ["x25519", "secp256r1", "secp384r1", "secp521r1"]
+    settings.versions = [(3, 4), (3, 3)]
+    settings.eccCurves = list(GROUPS)
     settings.dhGroups = []
     settings.more_sig_schemes = ["Ed25519"]
     settings.useEncryptThenMAC = False
-    settings.useExtendedMasterSecret = False
+    # RFC 7627, required of TLS 1.2 servers. Not tlslite's
+    # requireExtendedMasterSecret: it demands the extension of TLS 1.3
+    # ServerHellos too, which never carry it; the connection checks it.
+    settings.useExtendedMasterSecret = True
+    settings.requireExtendedMasterSecret = False
     settings.use_heartbeat_extension = False
     settings.usePaddingExtension = False
     return settings
@@ -91,9 +120,17 @@ def handshake_settings() -> HandshakeSettings:
 
 @dataclass
 class HandshakeTiming:
-    """How long the last handshake took, for `agent connect` and benchmarks."""
+    """What the last handshake took and gave, for `agent connect`, doctor and benchmarks."""
 
     seconds: float = 0.0
+    version: str = ""  # "TLS 1.3"
+    cipher_suite: str = ""  # IANA name: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    group: str = ""  # the (EC)DHE group: "x25519", "secp256r1"
+
+    def describe(self) -> str:
+        """What doctor prints: ``TLS 1.2, TLS_ECDHE_..._SHA256 over x25519``."""
+        text = f"{self.version}, {self.cipher_suite}"
+        return f"{text} over {self.group}" if self.group else text
 
 
 @dataclass
@@ -104,12 +141,18 @@ class TlsClientContext:
     cert_chain_pem: str
     anchors: list[x509.Certificate]
     alpn: list[bytes] | None = None
+    min_version: str = "1.2"  # "1.2" or "1.3": <cloud>.tls.min_version
+    cloud: str = "<cloud>"  # the configuration section, for fixes ("c8y")
     # paho: the hostname is checked here, during the handshake, so paho must
     # not call ssl.match_hostname on our socket.
     check_hostname: bool = True
     last_handshake: HandshakeTiming = field(default_factory=HandshakeTiming)
 
     def __post_init__(self) -> None:
+        if self.min_version not in VERSIONS:
+            raise ValueError(
+                f"min_version must be one of {list(VERSIONS)}, not {self.min_version!r}"
+            )
         self._chain = X509CertChain()
         self._chain.parsePemList(self.cert_chain_pem)
         self._key = SignerKey(self.signer)
@@ -133,19 +176,29 @@ class TlsClientContext:
             started = time.perf_counter()
             self._handshake(conn, host)
             self.last_handshake.seconds = time.perf_counter() - started
+            self.last_handshake.version = version_text(conn.version)
+            suite = conn.session.cipherSuite if conn.session else None
+            self.last_handshake.cipher_suite = CipherSuite.ietfNames.get(suite, str(suite))
+            curve = getattr(conn, "ecdhCurve", None)
+            self.last_handshake.group = group_name(curve) if curve else ""
 
         # MQTT packets are small and latency-bound: without this, Nagle holds
         # CONNECT back until the server's delayed ACK of our last handshake
         # flight (~40-80 ms on Linux).
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = AgentTLSConnection(sock, lambda chain: verify_server_chain(chain, host, self._store))
+        conn = AgentTLSConnection(
+            sock,
+            lambda chain: verify_server_chain(chain, host, self._store),
+            VERSIONS[self.min_version],
+            self.cloud,
+        )
         wrapped = TlsSocket(sock, conn, handshake)
         if do_handshake_on_connect:
             wrapped.do_handshake()
         return wrapped
 
-    def _handshake(self, conn: TLSConnection, host: str) -> None:
+    def _handshake(self, conn: AgentTLSConnection, host: str) -> None:
         def check_server(connection: AgentTLSConnection) -> None:
             # The chain was verified when it arrived (AgentTLSConnection); a
             # handshake that never showed one (resumption) is not accepted.
@@ -174,15 +227,24 @@ class TlsClientContext:
                 _ALERT_FIXES.get(name, "see the cloud broker's log for why it refused"),
             ) from alert
         except TLSLocalAlert as alert:
+            # tlslite refuses TLS 1.1 and older itself (its minVersion is 1.2).
+            too_old = (
+                version_refusal(conn.last_version, VERSIONS[self.min_version], self.cloud)
+                if alert.description == AlertDescription.protocol_version
+                else None
+            )
+            if too_old is not None:
+                raise too_old from alert
             raise TlsHandshakeFailed(
                 f"TLS handshake with {host} failed on our side: {alert}",
-                "the cloud endpoint may not speak TLS 1.3 as required",
+                "the cloud endpoint must speak TLS 1.3, or TLS 1.2 with ECDHE, an AEAD "
+                "cipher and extended master secret",
             ) from alert
         except TLSAbruptCloseError as error:
             raise TlsHandshakeFailed(
                 f"{host} closed the connection during the TLS handshake",
                 "check that the port is the cloud's MQTT-over-TLS port and that it "
-                "accepts TLS 1.3 with client certificates",
+                "accepts TLS 1.3 or 1.2 with client certificates",
             ) from error
         except TimeoutError as error:
             raise TlsHandshakeFailed(

@@ -6,9 +6,14 @@ routes both through OpenSSL, and it verifies the server's chain and host name
 the moment the server's Certificate arrives: before we send our own
 certificate or sign anything, so an impostor learns nothing from us.
 
-Two documented-by-code hooks of tlslite 0.8.2 are overridden (pinned in
-pyproject.toml), the ``_getKEX`` factory and ``_clientGetKeyFromChain``, and
-the certificates the server sends are kept as bytes (``_ReceivedX509``):
+Hooks of tlslite 0.8.2 overridden here (pinned in pyproject.toml): the
+``_getKEX`` factory and ``_clientGetKeyFromChain`` (both versions),
+``_clientGetServerHello`` (downgrade sentinel, minimum version, TLS 1.2
+extended master secret and renegotiation_info, with our own errors),
+``_clientKeyExchange`` (the whole TLS 1.2 key exchange, see
+:mod:`edgeagent.tls.tls12`) and ``_getNextRecord`` (a TLS 1.2 HelloRequest
+ends the connection). The certificates the server sends are kept as bytes
+(``_ReceivedX509``):
 tlslite would parse each with its own pure-Python ASN.1 code and python-ecdsa
 (~60 µs a certificate, on input from the network) before we parse it with
 cryptography anyway.
@@ -16,21 +21,30 @@ cryptography anyway.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from tlslite import messages as tls_messages
-from tlslite.constants import AlertDescription, GroupName
-from tlslite.errors import TLSIllegalParameterException
+from tlslite.constants import AlertDescription, ContentType, ExtensionType, HandshakeType
+from tlslite.errors import TLSError, TLSIllegalParameterException
 from tlslite.tlsconnection import TLSConnection
 from tlslite.x509 import X509
 
-from edgeagent.errors import ServerCertificateUntrusted
+from edgeagent.errors import (
+    AgentError,
+    ServerCertificateUntrusted,
+    TlsDowngradeDetected,
+    TlsHandshakeFailed,
+    TlsVersionRefused,
+)
 from edgeagent.tls.aead import install_fast_aead
+from edgeagent.tls.kex import exchange_for
+from edgeagent.tls.tls12 import TLS12_SUITES, client_key_exchange
 
 ChainCheck = Callable[[list[x509.Certificate]], None]
 
@@ -44,51 +58,6 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 _CURVE_NAMES = {"secp256r1": "NIST256p", "secp384r1": "NIST384p", "secp521r1": "NIST521p"}
 # TLS 1.3 signature schemes exist for these curves only (RFC 8446 4.2.3).
 _TLS13_CURVE_HASHES = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
-_NIST_GROUPS: dict[int, ec.EllipticCurve] = {
-    GroupName.secp256r1: ec.SECP256R1(),
-    GroupName.secp384r1: ec.SECP384R1(),
-    GroupName.secp521r1: ec.SECP521R1(),
-}
-
-
-class _X25519Exchange:
-    """tlslite's key-exchange interface for X25519, on OpenSSL."""
-
-    def get_random_private_key(self) -> x25519.X25519PrivateKey:
-        return x25519.X25519PrivateKey.generate()
-
-    def calc_public_value(self, private: x25519.X25519PrivateKey, *_: Any) -> bytearray:
-        return bytearray(private.public_key().public_bytes_raw())
-
-    def calc_shared_key(self, private: x25519.X25519PrivateKey, peer: bytes, *_: Any) -> bytes:
-        try:
-            return private.exchange(x25519.X25519PublicKey.from_public_bytes(bytes(peer)))
-        except ValueError as error:  # wrong length, or an all-zero shared secret
-            raise TLSIllegalParameterException(f"bad X25519 key share: {error}") from error
-
-
-class _NistExchange:
-    """tlslite's key-exchange interface for the NIST curves, on OpenSSL."""
-
-    def __init__(self, curve: ec.EllipticCurve) -> None:
-        self._curve = curve
-
-    def get_random_private_key(self) -> ec.EllipticCurvePrivateKey:
-        return ec.generate_private_key(self._curve)
-
-    def calc_public_value(self, private: ec.EllipticCurvePrivateKey, *_: Any) -> bytearray:
-        return bytearray(
-            private.public_key().public_bytes(
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-            )
-        )
-
-    def calc_shared_key(self, private: ec.EllipticCurvePrivateKey, peer: bytes, *_: Any) -> bytes:
-        try:
-            public = ec.EllipticCurvePublicKey.from_encoded_point(self._curve, bytes(peer))
-        except ValueError as error:  # not on the curve, or malformed
-            raise TLSIllegalParameterException(f"bad ECDHE key share: {error}") from error
-        return private.exchange(ec.ECDH(), public)  # the x coordinate, as TLS 1.3 wants
 
 
 class _ServerKey:
@@ -107,6 +76,11 @@ class _ServerKey:
             self.n = key.public_numbers().n
         else:
             self.key_type = type(key).__name__
+
+    @property
+    def public(self) -> Any:
+        """The ``cryptography`` public key."""
+        return self._key
 
     def __len__(self) -> int:
         return int(getattr(self._key, "key_size", 0))
@@ -155,19 +129,107 @@ class _ServerKey:
 class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
     """A tlslite client connection that checks the server first and computes fast."""
 
-    def __init__(self, sock: Any, check_chain: ChainCheck) -> None:
+    def __init__(
+        self,
+        sock: Any,
+        check_chain: ChainCheck,
+        min_version: tuple[int, int] = (3, 3),
+        cloud: str = "<cloud>",
+    ) -> None:
         super().__init__(sock)
         install_fast_aead(self._recordLayer)
         self._check_chain = check_chain
+        self._min_version = min_version
+        self._cloud = cloud  # for the key a refusal's fix names
         self.server_chain_checked = False
+        self.last_version: tuple[int, int] = (0, 0)  # the version before a shutdown
+        # The ClientHello's TLS 1.3 key shares, by group: a TLS 1.2 ECDHE on
+        # the same group uses that ephemeral key instead of making another.
+        self.client_key_shares: dict[int, Any] = {}
 
     @staticmethod
     def _getKEX(group: int, version: Any) -> Any:
-        if group == GroupName.x25519:
-            return _X25519Exchange()
-        if group in _NIST_GROUPS:
-            return _NistExchange(_NIST_GROUPS[group])
-        return TLSConnection._getKEX(group, version)
+        exchange = exchange_for(group)
+        if exchange is not None:
+            return exchange
+        # Unreachable while the ClientHello offers only kex.GROUPS: refusing
+        # is safer than falling back to tlslite's pure-Python arithmetic.
+        raise TLSIllegalParameterException(f"key exchange group {group:#06x} was not offered")
+
+    # -- TLS 1.2 and the version checks -------------------------------------------
+
+    def _clientGetServerHello(
+        self, settings: Any, session: Any, client_hello: Any
+    ) -> Generator[Any, None, None]:
+        for result in super()._clientGetServerHello(settings, session, client_hello):
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        server_hello = result
+        shares = client_hello.getExtension(ExtensionType.key_share)
+        self.client_key_shares = {e.group: e for e in shares.client_shares} if shares else {}
+        refusal = server_hello_refusal(server_hello, self.version, self._min_version, self._cloud)
+        if refusal is not None:
+            description, error = refusal
+            yield from self._refuse(description, error)
+        yield server_hello
+
+    def _clientKeyExchange(
+        self,
+        settings: Any,
+        cipherSuite: int,
+        clientCertChain: Any,
+        privateKey: Any,
+        certificateType: Any,
+        tackExt: Any,
+        clientRandom: bytes,
+        serverRandom: bytes,
+        keyExchange: Any,
+    ) -> Generator[Any, None, None]:
+        yield from client_key_exchange(
+            self,
+            settings,
+            cipherSuite,
+            clientCertChain,
+            privateKey.signer,
+            clientRandom,
+            serverRandom,
+        )
+
+    def _getNextRecord(self) -> Generator[Any, None, None]:
+        """tlslite's record reader, with a TLS 1.2 HelloRequest ending the connection.
+
+        tlslite answers a HelloRequest with a no_renegotiation warning and
+        carries on; we never renegotiate and take the request as the end.
+        """
+        for result in super()._getNextRecord():
+            if result in (0, 1):
+                yield result
+                continue
+            header, parser = result
+            if (
+                header.type == ContentType.handshake
+                and parser.bytes[:1] == bytes([HandshakeType.hello_request])
+                and self.version <= (3, 3)
+            ):
+                yield from self._sendError(
+                    AlertDescription.unexpected_message,
+                    "the server asked to renegotiate; this client never renegotiates",
+                )
+            yield result
+
+    def _shutdown(self, resumable: bool) -> None:
+        # tlslite forgets the version on shutdown; an error message needs it.
+        if self.version != (0, 0):
+            self.last_version = self.version
+        super()._shutdown(resumable)
+
+    def _refuse(self, description: int, error: AgentError) -> Generator[Any, None, None]:
+        """Send a fatal alert, close, and raise our own ``error`` (not tlslite's)."""
+        with contextlib.suppress(TLSError, OSError):
+            yield from self._sendError(description, error.cause)
+        raise error
 
     def _clientGetKeyFromChain(
         self, certificate: Any, settings: Any, tack_ext: Any = None
@@ -191,6 +253,83 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         if refusal is not None:
             yield from self._sendError(AlertDescription.handshake_failure, refusal)
         yield _ServerKey(key), presented, None
+
+
+# RFC 8446 4.1.3: a TLS 1.3 server that answers with TLS 1.2 (1.1 and older)
+# ends its random with these bytes.
+DOWNGRADE_SENTINELS = {
+    bytes.fromhex("444f574e47524401"): "TLS 1.2",
+    bytes.fromhex("444f574e47524400"): "TLS 1.1 or older",
+}
+
+
+def version_text(version: tuple[int, int]) -> str:
+    """(3, 3) -> "TLS 1.2"."""
+    if version[0] == 3 and version[1] >= 1:
+        return f"TLS 1.{version[1] - 1}"
+    return "SSL 3.0" if version == (3, 0) else f"version {version}"
+
+
+def version_refusal(
+    version: tuple[int, int], min_version: tuple[int, int], cloud: str = "<cloud>"
+) -> TlsVersionRefused | None:
+    """Our error for a server that chose a version below the minimum, or None."""
+    if version >= min_version:
+        return None
+    return TlsVersionRefused(
+        f"the server wants {version_text(version)}; the minimum is {version_text(min_version)}",
+        "if this endpoint really offers no newer TLS, allow it with "
+        f"`agent config set {cloud}.tls.min_version 1.2` (TLS 1.1 and older are never "
+        "accepted)"
+        if version == (3, 3)
+        else "the cloud endpoint must offer TLS 1.2 or 1.3; TLS 1.1 and older are never accepted",
+    )
+
+
+def server_hello_refusal(
+    server_hello: Any,
+    version: tuple[int, int],
+    min_version: tuple[int, int],
+    cloud: str = "<cloud>",
+) -> tuple[int, AgentError] | None:
+    """Why a ServerHello must end the handshake (alert, our error), or None.
+
+    Called with the version the server chose. Checked here, not left to
+    tlslite: its downgrade and minimum-version refusals are generic alerts,
+    and it requires extended master secret of TLS 1.3 servers too (which
+    never send it), so that has to stay off in its settings.
+    """
+    if version >= (3, 4):
+        return None
+    sentinel = DOWNGRADE_SENTINELS.get(bytes(server_hello.random[-8:]))
+    if sentinel is not None:
+        return AlertDescription.illegal_parameter, TlsDowngradeDetected(
+            f"the server answered with {version_text(version)}, but its random says it "
+            f"speaks TLS 1.3 ({sentinel} downgrade sentinel, RFC 8446 4.1.3): someone "
+            "between us and the cloud removed TLS 1.3 from our offer",
+            "do not trust this network path; the handshake was stopped before anything was signed",
+        )
+    refused = version_refusal(version, min_version, cloud)
+    if refused is not None:
+        return AlertDescription.protocol_version, refused
+    if server_hello.cipher_suite not in TLS12_SUITES:
+        return AlertDescription.handshake_failure, TlsHandshakeFailed(
+            f"the server chose TLS 1.2 cipher suite {server_hello.cipher_suite:#06x}, "
+            "which we did not offer"
+        )
+    if server_hello.getExtension(ExtensionType.extended_master_secret) is None:
+        return AlertDescription.handshake_failure, TlsHandshakeFailed(
+            "the server speaks TLS 1.2 without the extended master secret (RFC 7627), "
+            "which leaves the session open to man-in-the-middle attacks (triple handshake)",
+            "enable extended master secret on the cloud endpoint (every current TLS "
+            "library has it on by default), or have it speak TLS 1.3",
+        )
+    renegotiation = server_hello.getExtension(ExtensionType.renegotiation_info)
+    if renegotiation is not None and renegotiation.renegotiated_connection:
+        return AlertDescription.handshake_failure, TlsHandshakeFailed(
+            "the server's renegotiation_info on a first handshake is not empty (RFC 5746)"
+        )
+    return None
 
 
 def server_key_refusal(key: Any, settings: Any) -> str | None:

@@ -28,8 +28,8 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 def _hash_name(name: str) -> HashName:
     if name not in _HASHES:
         raise UnsupportedKeyType(
-            f"the server asked for a {name} signature, which TLS 1.3 does not allow",
-            "use a TLS 1.3 server; edgeagent signs with SHA-256/384/512 only",
+            f"the server asked for a {name} signature, which edgeagent does not make",
+            "the cloud must accept SHA-256, SHA-384 or SHA-512 signatures",
         )
     return cast(HashName, name)
 
@@ -39,6 +39,7 @@ class SignerKey:
 
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
+        self.signer = signer  # TLS 1.2 signs through it directly (edgeagent.tls.tls12)
         self._public = signer.public_key()
         if isinstance(self._public, ec.EllipticCurvePublicKey):
             self.key_type = "ecdsa"

@@ -8,7 +8,8 @@ in the same run (absolute times on a shared machine are noise). What each
 row means: docs/benchmarks.md.
 
 - `handshake`: TLS 1.3 + CONNACK, agent (module / socket mode) vs Python
-  ``ssl`` and `mosquitto_pub`.
+  ``ssl`` and `mosquitto_pub`; `handshake_tls12`: the same over TLS 1.2
+  (module mode vs Python ``ssl``), alone with ``--only handshake-tls12``.
 - `throughput`: `agent bridge run c8y` vs mosquitto's own bridge, QoS 0/1.
 - `latency`: p50 / p99 at a steady rate through both bridges.
 - `signing`: signatures/s through `agent p11-server` vs in-process.
@@ -78,6 +79,9 @@ def run_all(size: Size, progress: Callable[[str], None] = lambda _: None) -> dic
 
     with Testbed.create() as bed:
         results["handshake"] = timed("handshake", lambda: handshake.run(bed, size.handshake_rounds))
+        results["handshake_tls12"] = timed(
+            "handshake TLS 1.2", lambda: handshake.run_tls12(bed, size.handshake_rounds)
+        )
 
         def sign() -> dict[str, Any]:
             from edgeagent.signing.module_signer import open_module_signer
@@ -141,4 +145,17 @@ def run_all(size: Size, progress: Callable[[str], None] = lambda _: None) -> dic
                 bridge.stop()
 
         results["cli"] = timed("cli", lambda: cli_time.run(bed.root / "etc-cli", size.cli_runs))
+    return results
+
+
+def run_tls12_only(size: Size, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Just the TLS 1.2 handshake row (``--only handshake-tls12``)."""
+    from integration.bench import handshake
+    from integration.bench.report import machine
+    from integration.bench.testbed import Testbed
+
+    results: dict[str, Any] = {"machine": machine(), "sizes": asdict(size), "seconds": {}}
+    with Testbed.create() as bed:
+        progress("handshake TLS 1.2 ...")
+        results["handshake_tls12"] = handshake.run_tls12(bed, size.handshake_rounds)
     return results

@@ -1,7 +1,8 @@
-"""python -m integration.bench [--size smoke|full] [--out results.json]
+"""python -m integration.bench [--size smoke|full] [--out results.json] [--only handshake-tls12]
 
-Runs every benchmark in one go, prints one markdown table and writes the raw
-numbers (and the machine they came from) as JSON. See docs/benchmarks.md.
+Runs every benchmark in one go (or the one ``--only`` names), prints one
+markdown table and writes the raw numbers (and the machine they came from)
+as JSON. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from integration.bench import SIZES, run_all
-from integration.bench.report import markdown, row_dicts, rows
+from integration.bench import SIZES, run_all, run_tls12_only
+from integration.bench.report import markdown, row_dicts, rows, tls12_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +26,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--only",
+        choices=["handshake-tls12"],
+        help="run one benchmark instead of all of them",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    results: dict[str, Any] = run_all(SIZES[args.size], progress=_progress)
-    table = rows(results)
+    results: dict[str, Any]
+    if args.only == "handshake-tls12":
+        results = run_tls12_only(SIZES[args.size], progress=_progress)
+        table = tls12_rows(results)
+    else:
+        results = run_all(SIZES[args.size], progress=_progress)
+        table = rows(results)
     results["table"] = row_dicts(table)
     results["size"] = args.size
     results["wall_seconds"] = time.monotonic() - started

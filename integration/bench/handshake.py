@@ -13,6 +13,10 @@ Stacks, each with an ECDSA P-256 client key:
   the whole process, so it includes process start and the PUBLISH.
 
 Ratios are what count; absolute times on a shared machine are noise.
+
+`run_tls12` is the TLS 1.2 row: a stand-in cloud capped at TLS 1.2
+(OPENSSL_CONF, as in the tests), the agent in module mode against Python
+``ssl`` limited to TLS 1.2 with a key file, same broker, rounds interleaved.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from edgeagent.signing.socket_signer import open_socket_signer
 from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors
 from integration.bench.testbed import DEVICE_CN, Testbed
+from tests.support.mosquitto import Mosquitto, TlsListener
 from tests.support.softhsm import SOFTHSM_MODULE
 
 WARMUP = 3
@@ -149,6 +154,47 @@ def run_against(bed: Testbed, rounds: int, name: str, broker_config: list[str]) 
             socket_signer.close()
     finally:
         bed.stop_broker(broker)
+    anchor = results["python_ssl"]["median_ms"]
+    for figures in results.values():
+        figures["ratio_to_python_ssl"] = figures["median_ms"] / anchor
+    return results
+
+
+def run_tls12(bed: Testbed, rounds: int) -> dict[str, Any]:
+    """TLS 1.2 handshake + CONNACK: module mode vs Python ssl (TLS 1.2, key file)."""
+    tls = TlsListener.tls12_only(bed.pki.localhost_server, client_ca=bed.pki.ca.cert_path)
+    broker = bed.started(
+        Mosquitto(
+            bed.root / "handshake-cloud-tls12",
+            plain=False,
+            tls=tls,
+            extra_config=["set_tcp_nodelay true"],
+        )
+    )
+    try:
+        port = broker.tls_port
+        anchors = load_trust_anchors(bed.pki.ca.cert_path)
+        module_signer = open_module_signer(SOFTHSM_MODULE, bed.token_key.uri, bed.token.pin)
+        module_tls = TlsClientContext(module_signer, bed.token_cert.read_text(), anchors)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.load_verify_locations(str(bed.pki.ca.cert_path))
+        context.load_cert_chain(str(bed.file_device.cert_path), str(bed.file_device.key_path))
+        try:
+            results = _measure(
+                rounds,
+                {
+                    "python_ssl": lambda: _ssl_round(context, port),
+                    "agent_module": lambda: _agent_round(module_tls, port),
+                },
+            )
+        finally:
+            module_signer.close()
+        if module_tls.last_handshake.version != "TLS 1.2":
+            raise RuntimeError(f"the TLS 1.2 row negotiated {module_tls.last_handshake.version}")
+    finally:
+        bed.stop_broker(broker)
+    results["agent_module"]["negotiated"] = module_tls.last_handshake.describe()
     anchor = results["python_ssl"]["median_ms"]
     for figures in results.values():
         figures["ratio_to_python_ssl"] = figures["median_ms"] / anchor

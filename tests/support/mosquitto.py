@@ -69,6 +69,19 @@ class TlsListener:
     tls_version: TlsVersion = "tlsv1.3"
     require_certificate: bool = True
     use_identity_as_username: bool = True
+    # Caps on the broker's OpenSSL, set through OPENSSL_CONF (mosquitto's
+    # `tls_version tlsv1.2` means "1.2 or newer" and still negotiates 1.3):
+    # max_protocol "TLSv1.2" makes a TLS-1.2-only stand-in cloud; the
+    # signature algorithm lists (OpenSSL syntax, e.g. "rsa_pss_rsae_sha256")
+    # make servers that sign with, or accept client signatures in, those
+    # only; groups narrows the server's key exchange groups (in TLS 1.2 they
+    # also bound the curves of EC certificates). cipher_string is mosquitto's
+    # own `ciphers` (TLS 1.2 suites; it overrides OpenSSL's CipherString).
+    max_protocol: str | None = None
+    signature_algorithms: str | None = None
+    client_signature_algorithms: str | None = None
+    cipher_string: str | None = None
+    groups: str | None = None
 
     @classmethod
     def for_server(
@@ -81,6 +94,54 @@ class TlsListener:
             tls_version=tls_version,
         )
 
+    @classmethod
+    def tls12_only(
+        cls,
+        server: ServerCredentials,
+        *,
+        client_ca: Path,
+        signature_algorithms: str | None = None,
+        client_signature_algorithms: str | None = None,
+        cipher_string: str | None = None,
+        groups: str | None = None,
+    ) -> TlsListener:
+        """A listener that speaks TLS 1.2 and nothing newer (see `max_protocol`)."""
+        return cls(
+            cafile=client_ca,
+            certfile=server.cert_path,
+            keyfile=server.key_path,
+            tls_version="tlsv1.2",
+            max_protocol="TLSv1.2",
+            signature_algorithms=signature_algorithms,
+            client_signature_algorithms=client_signature_algorithms,
+            cipher_string=cipher_string,
+            groups=groups,
+        )
+
+    def openssl_conf(self) -> str | None:
+        """An OPENSSL_CONF file's text for the caps above, or None without caps."""
+        settings = {
+            "MaxProtocol": self.max_protocol,
+            "SignatureAlgorithms": self.signature_algorithms,
+            "ClientSignatureAlgorithms": self.client_signature_algorithms,
+            "Groups": self.groups,
+        }
+        lines = [f"{name} = {value}" for name, value in settings.items() if value]
+        if not lines:
+            return None
+        return "\n".join(
+            [
+                "openssl_conf = default_conf",
+                "[default_conf]",
+                "ssl_conf = ssl_sect",
+                "[ssl_sect]",
+                "system_default = system_default_sect",
+                "[system_default_sect]",
+                *lines,
+                "",
+            ]
+        )
+
     def config_lines(self) -> list[str]:
         return [
             f"cafile {self.cafile}",
@@ -89,6 +150,7 @@ class TlsListener:
             f"tls_version {self.tls_version}",
             f"require_certificate {str(self.require_certificate).lower()}",
             f"use_identity_as_username {str(self.use_identity_as_username).lower()}",
+            *([f"ciphers {self.cipher_string}"] if self.cipher_string else []),
         ]
 
 
@@ -233,9 +295,16 @@ class Mosquitto:
         self.conf_path.write_text(self._config())
         for path in (self.log_path, self.output_path):
             path.unlink(missing_ok=True)
+        env = None
+        openssl_conf = self.tls.openssl_conf() if self.tls is not None else None
+        if openssl_conf is not None:
+            conf = self.directory / "openssl.cnf"
+            conf.write_text(openssl_conf)
+            env = dict(os.environ, OPENSSL_CONF=str(conf))
         with self.output_path.open("wb") as out:
             self._process = subprocess.Popen(
                 [MOSQUITTO, "-c", str(self.conf_path)],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -26,6 +26,7 @@ EXPECTED_KEYS = {
     "c8y.device.cert_path",
     "c8y.device.key_path",
     "c8y.device.key_pin",
+    "c8y.tls.min_version",
     "mqtt.client.host",
     "mqtt.client.port",
     "mqtt.bridge.built_in",
