@@ -7,14 +7,7 @@ import pytest
 from edgeagent.config import env_overrides, get, list_values, load_config, set_value
 from edgeagent.errors import InvalidConfigValue
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("AGENT_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_agent_environment")
 
 
 def test_env_names_map_to_keys():
