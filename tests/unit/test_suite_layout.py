@@ -76,9 +76,11 @@ def _is_support_module(package: str, name: str) -> bool:
 
 def test_no_test_module_imports_another_or_a_fixture() -> None:
     fixtures = _fixture_names()
+    modules = sorted(TESTS.rglob("test_*.py"))
+    assert Path(__file__).resolve() in modules  # the walk does reach the test modules
     problems = [
         problem
-        for path in sorted(TESTS.rglob("test_*.py"))
+        for path in modules
         for problem in layout_problems(path.read_text(), str(path.relative_to(TESTS)), fixtures)
     ]
     assert problems == [], "\n".join(problems)
@@ -92,16 +94,25 @@ def test_the_fixtures_are_found() -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from tests.integration.test_socket_mode import P11Server",
-        "from tests.integration import test_tpm",
-        "import tests.integration.test_tpm",
-        "import tests.integration.test_tpm as other",
-        "from .test_tpm import LIBRARY_LOG",
-        "from . import test_tpm",
-        "def f():\n    from tests.integration.test_socket_mode import raw_ask\n",
-        "from tests.support.tpm import software_tpm",
-        "from tests.support import tpm\nsoftware_tpm = tpm.software_tpm",
-        "import tests.support.tpm\nsoftware_tpm = tests.support.tpm.software_tpm",
+        pytest.param("from tests.integration.test_socket_mode import P11Server", id="from-module"),
+        pytest.param("from tests.integration import test_tpm", id="from-package"),
+        pytest.param("import tests.integration.test_tpm", id="import"),
+        pytest.param("import tests.integration.test_tpm as other", id="import-as"),
+        pytest.param("from .test_tpm import LIBRARY_LOG", id="relative-from-module"),
+        pytest.param("from . import test_tpm", id="relative-from-package"),
+        pytest.param(
+            "def f():\n    from tests.integration.test_socket_mode import raw_ask\n",
+            id="inside-a-function",
+        ),
+        pytest.param("from tests.support.tpm import software_tpm", id="a-fixture-imported"),
+        pytest.param(
+            "from tests.support import tpm\nsoftware_tpm = tpm.software_tpm",
+            id="a-fixture-assigned",
+        ),
+        pytest.param(
+            "import tests.support.tpm\nsoftware_tpm = tests.support.tpm.software_tpm",
+            id="a-fixture-assigned-by-full-name",
+        ),
     ],
 )
 def test_the_check_fails_on_what_it_forbids(source: str) -> None:
@@ -111,11 +122,12 @@ def test_the_check_fails_on_what_it_forbids(source: str) -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from tests.support.gateway import Gateway, GatewayFactory",
-        "from tests.support import tpm\nmodule = tpm.TPM2_PKCS11_MODULE",
-        "import pytest\nfrom tests.support.raw_client import ping",
-        "from tests.support import softhsm, gateway",
-        "def test_x(gateway):\n    pki = gateway.pki\n",
+        pytest.param("from tests.support.gateway import Gateway, GatewayFactory", id="support"),
+        pytest.param(
+            "from tests.support import tpm\nmodule = tpm.TPM2_PKCS11_MODULE", id="a-constant"
+        ),
+        pytest.param("from tests.support import softhsm, gateway", id="modules-named-as-fixtures"),
+        pytest.param("def test_x(gateway):\n    pki = gateway.pki\n", id="an-attribute-in-a-test"),
     ],
 )
 def test_the_check_passes_what_is_allowed(source: str) -> None:
