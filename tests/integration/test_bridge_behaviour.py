@@ -7,31 +7,22 @@ runtime process that `agent bridge run` execs into.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import Gateway, new_gateway
-from tests.support.mosquitto import Mosquitto
-from tests.support.pki import TestPki
+from tests.support.gateway import Gateway, GatewayFactory
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def gateway(
-    tmp_path: Path, local_broker: Mosquitto, cloud_broker: Mosquitto, pki: TestPki
-) -> Iterator[Gateway]:
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    device = pki.client("device-001")
-    gw.set("device.cryptoki.mode", "off")
-    gw.set("device.key_path", str(device.key_path))
-    gw.set("device.cert_path", str(device.cert_path))
+def gateway(gateway_factory: GatewayFactory) -> Gateway:
+    """Connected, with the device key in a PEM file."""
+    gw = gateway_factory("off")
     done = gw.agent("connect", "c8y")
     assert done.returncode == 0, done.stdout + done.stderr
-    yield gw
-    gw.agent("disconnect", "c8y")
+    return gw
 
 
 def test_qos2_crosses_both_ways_as_qos2(gateway: Gateway) -> None:
@@ -70,7 +61,7 @@ def test_a_payload_the_cloud_would_refuse_is_dropped_not_stuck(gateway: Gateway)
         local.publish("c8y/s/us", b"after", qos=1)
         [msg] = cloud.wait_for(1, "s/us", timeout=15)
     assert msg.payload == b"after"
-    log = (gateway.config_dir.parent / "log" / "bridge-c8y.log").read_text()
+    log = (gateway.root / "log" / "bridge-c8y.log").read_text()
     assert "dropped a 20000-byte message" in log
 
 
@@ -106,13 +97,4 @@ def test_a_backlog_larger_than_the_bridge_holds_arrives_whole(gateway: Gateway) 
     from edgeagent.bridge.bridge import MAX_PENDING
 
     count = max(4 * MAX_PENDING, 4000)  # the bridge stops reading at MAX_PENDING: TCP pushes back
-    with gateway.local_client() as local:
-        gateway.cloud.stop()
-        for i in range(count):
-            local.publish("c8y/s/us", b"%05d" % i, qos=1, timeout=30)
-        gateway.cloud.start()
-        with gateway.cloud_app() as cloud:
-            cloud.subscribe("s/us", qos=1)
-            cloud.wait_for(count, "s/us", timeout=120)
-            received = {int(m.payload) for m in cloud.messages}
-    assert received == set(range(count))
+    assert gateway.publish_while_the_cloud_is_away(count, timeout=120) == set(range(count))

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-AGENT = Path(sys.executable).parent / "agent"
-
-
-def agent(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
-    return subprocess.run(
-        [str(AGENT), *argv],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        timeout=60,
-        check=False,
-    )
+from tests.support.agent_cli import run_agent
 
 
 @pytest.fixture
@@ -39,46 +24,46 @@ def test_user_story_set_get_list(config_dir):
         ("device.key_uri", "pkcs11:token=my-token;object=my-key"),
         ("c8y.url", "example.cumulocity.com"),
     ]:
-        result = agent(*d, "config", "set", key, value)
+        result = run_agent(*d, "config", "set", key, value)
         assert result.returncode == 0, result.stderr
     assert (config_dir / "agent.toml").stat().st_mode & 0o777 == 0o600
 
-    result = agent(*d, "config", "get", "device.key_uri")
+    result = run_agent(*d, "config", "get", "device.key_uri")
     assert (result.returncode, result.stdout) == (0, "pkcs11:token=my-token;object=my-key\n")
 
-    result = agent(*d, "config", "list")
+    result = run_agent(*d, "config", "list")
     assert result.returncode == 0
     assert "device.cryptoki.pin=<hidden>\n" in result.stdout
     assert "123456" not in result.stdout + result.stderr
 
-    result = agent(*d, "config", "get", "device.cryptoki.pin", "--reveal")
+    result = run_agent(*d, "config", "get", "device.cryptoki.pin", "--reveal")
     assert result.stdout == "123456\n"
 
 
 def test_agent_config_dir_variable(config_dir):
     env = {"AGENT_CONFIG_DIR": str(config_dir)}
-    assert agent("config", "set", "mqtt.client.port", "1884", env=env).returncode == 0
+    assert run_agent("config", "set", "mqtt.client.port", "1884", env=env).returncode == 0
     assert "port = 1884" in (config_dir / "agent.toml").read_text()
-    assert agent("config", "get", "mqtt.client.port", env=env).stdout == "1884\n"
+    assert run_agent("config", "get", "mqtt.client.port", env=env).stdout == "1884\n"
     # An environment override wins; an empty one is ignored.
     overridden = {**env, "AGENT_MQTT_CLIENT_PORT": "1999"}
-    assert agent("config", "get", "mqtt.client.port", env=overridden).stdout == "1999\n"
+    assert run_agent("config", "get", "mqtt.client.port", env=overridden).stdout == "1999\n"
     empty = {**env, "AGENT_MQTT_CLIENT_PORT": ""}
-    assert agent("config", "get", "mqtt.client.port", env=empty).stdout == "1884\n"
+    assert run_agent("config", "get", "mqtt.client.port", env=empty).stdout == "1884\n"
 
 
 def test_refused_set_exits_non_zero_and_leaves_the_file(config_dir):
     d = ["--config-dir", str(config_dir)]
-    assert agent(*d, "config", "set", "c8y.url", "example.cumulocity.com").returncode == 0
+    assert run_agent(*d, "config", "set", "c8y.url", "example.cumulocity.com").returncode == 0
     path = config_dir / "agent.toml"
     before = hashlib.sha256(path.read_bytes()).hexdigest()
 
-    result = agent(*d, "config", "set", "device.cryptoki.mode", "hsm")
+    result = run_agent(*d, "config", "set", "device.cryptoki.mode", "hsm")
     assert result.returncode == 12
     assert "device.cryptoki.mode" in result.stderr
     assert "off, module, socket" in result.stderr
 
-    result = agent(*d, "config", "set", "c8y.ulr", "x")
+    result = run_agent(*d, "config", "set", "c8y.ulr", "x")
     assert result.returncode == 11
     assert "did you mean c8y.url" in result.stderr
     assert "agent config list --doc" in result.stderr
@@ -91,14 +76,15 @@ def test_syntax_error_is_reported_with_line_and_column(config_dir):
     path = config_dir / "agent.toml"
     path.write_text('[c8y]\nurl = "unterminated\n')
     before = path.read_bytes()
-    result = agent("--config-dir", str(config_dir), "config", "set", "mqtt.client.port", "1")
+    result = run_agent("--config-dir", str(config_dir), "config", "set", "mqtt.client.port", "1")
     assert result.returncode == 10
     assert f"{path}:2:" in result.stderr
     assert path.read_bytes() == before
 
 
 def test_list_doc(config_dir):
-    result = agent("--config-dir", str(config_dir), "config", "list", "--doc", "device.cryptoki")
+    d = ["--config-dir", str(config_dir)]
+    result = run_agent(*d, "config", "list", "--doc", "device.cryptoki")
     assert result.returncode == 0
     for key in ("mode", "module_path", "pin", "uri", "socket_path"):
         assert f"device.cryptoki.{key}\n" in result.stdout

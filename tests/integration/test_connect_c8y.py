@@ -7,75 +7,39 @@ certificate is issued by the test CA for the token key's public half.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from edgeagent import errors
 from edgeagent.clouds.connect import connect
-from tests.support.gateway import (
-    Gateway,
-    Progress,
-    exit_code,
-    issue_device_cert,
-    new_gateway,
-    process_alive,
-)
+from tests.support.agent_cli import exit_code
+from tests.support.gateway import Gateway, Progress, issue_device_cert, process_alive
 from tests.support.mosquitto import Mosquitto, MosquittoFactory, TlsListener
 from tests.support.pki import TestPki
-from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
+from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-def gateway(
-    tmp_path: Path,
-    local_broker: Mosquitto,
-    cloud_broker: Mosquitto,
-    pki: TestPki,
-    softhsm_token: SoftHsmToken,
-) -> Iterator[Gateway]:
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.use_module(SOFTHSM_MODULE, softhsm_token.pin)
-    yield gw
-    gw.agent("disconnect", "c8y")
-
-
-def use_key(gw: Gateway, token: SoftHsmToken, spec: str) -> SoftHsmKey:
-    key = token.generate_key(spec, label="device-key")  # type: ignore[arg-type]
-    gw.set("device.key_uri", key.uri)
-    gw.set("device.cert_path", str(issue_device_cert(gw, key)))
-    return key
+# `gateway` (tests/support/gateway.py): module mode on `softhsm_token`, no key yet.
 
 
 @pytest.mark.parametrize("spec", ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"])
 def test_connect_bridges_both_ways_with_the_key_on_the_token(
     gateway: Gateway, softhsm_token: SoftHsmToken, spec: str
 ) -> None:
-    key = use_key(gateway, softhsm_token, spec)
+    key = gateway.new_device_key(softhsm_token, spec)
 
-    with gateway.cloud_app() as cloud, gateway.local_client() as local:
-        cloud.subscribe("s/us", qos=1)
-        local.subscribe("c8y/s/ds", qos=1)
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cryptoki: true" in done.stdout
+    assert "key: pkcs11:" in done.stdout and "object=device-key" in done.stdout
+    assert "device id: device-001" in done.stdout
+    assert "✗" not in done.stdout
 
-        done = gateway.agent("connect", "c8y")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "cryptoki: true" in done.stdout
-        assert "key: pkcs11:" in done.stdout and "object=device-key" in done.stdout
-        assert "device id: device-001" in done.stdout
-        assert "✗" not in done.stdout
-
-        local.publish("c8y/s/us", b"200,c8y_Temperature,T,25", qos=1)
-        [up] = cloud.wait_for(1, "s/us", timeout=15)
-        assert up.payload == b"200,c8y_Temperature,T,25"
-        assert up.qos == 1
-
-        cloud.publish("s/ds", b"510,device-001", qos=1)
-        [down] = local.wait_for(1, "c8y/s/ds", timeout=15)
-        assert down.payload == b"510,device-001"
-        assert down.qos == 1
+    up, down = gateway.exchange(b"200,c8y_Temperature,T,25", b"510,device-001")
+    assert up.payload == b"200,c8y_Temperature,T,25"
+    assert up.qos == 1
+    assert down.payload == b"510,device-001"
+    assert down.qos == 1
 
     # The cloud saw the device under its certificate's CN, over the token key.
     assert "device-001" in gateway.cloud.log_text()
@@ -83,7 +47,7 @@ def test_connect_bridges_both_ways_with_the_key_on_the_token(
 
 
 def test_qos0_is_forwarded_as_qos0(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     with gateway.cloud_app() as cloud, gateway.local_client() as local:
         cloud.subscribe("measurement/measurements/create/#", qos=1)
         assert gateway.agent("connect", "c8y").returncode == 0
@@ -93,7 +57,7 @@ def test_qos0_is_forwarded_as_qos0(gateway: Gateway, softhsm_token: SoftHsmToken
 
 
 def test_topics_without_a_rule_do_not_cross(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     with gateway.cloud_app() as cloud, gateway.local_client() as local:
         cloud.subscribe("#", qos=1)
         assert gateway.agent("connect", "c8y").returncode == 0
@@ -107,9 +71,9 @@ def test_topics_without_a_rule_do_not_cross(gateway: Gateway, softhsm_token: Sof
 def test_disconnect_stops_the_bridge_and_reconnect_restarts_it(
     gateway: Gateway, softhsm_token: SoftHsmToken
 ) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     assert gateway.agent("connect", "c8y").returncode == 0
-    pid_file = gateway.config_dir.parent / "run" / "bridge-c8y.pid"
+    pid_file = gateway.run_dir / "bridge-c8y.pid"
     first_pid = int(pid_file.read_text())
 
     again = gateway.agent("connect", "c8y")
@@ -135,19 +99,10 @@ def test_disconnect_stops_the_bridge_and_reconnect_restarts_it(
 def test_no_message_is_lost_while_the_cloud_is_away(
     gateway: Gateway, softhsm_token: SoftHsmToken
 ) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     assert gateway.agent("connect", "c8y").returncode == 0
     count = 300
-    with gateway.local_client() as local:
-        gateway.cloud.stop()
-        for i in range(count):
-            local.publish("c8y/s/us", str(i).encode(), qos=1)
-        gateway.cloud.start()
-        with gateway.cloud_app() as cloud:
-            cloud.subscribe("s/us", qos=1)
-            cloud.wait_for(count, "s/us", timeout=90)
-            received = {int(m.payload) for m in cloud.messages}
-    assert received == set(range(count))
+    assert gateway.publish_while_the_cloud_is_away(count, timeout=90) == set(range(count))
 
 
 # -- the connection is refused before any MQTT byte when the cloud is not who it claims
@@ -194,7 +149,7 @@ def test_untrusted_cloud_is_refused_before_mqtt(
     error: type[errors.AgentError],
     words: str,
 ) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     impostor = _impostor(mosquitto_factory, pki, **variant)  # type: ignore[arg-type]
     gateway.set("c8y.url", impostor.url)
 
@@ -205,14 +160,14 @@ def test_untrusted_cloud_is_refused_before_mqtt(
     assert failure.fix
     # The broker never saw an MQTT CONNECT from us.
     assert "New client connected" not in impostor.log_text()
-    assert not (gateway.config_dir.parent / "run" / "bridge-c8y.pid").exists()
+    assert not (gateway.run_dir / "bridge-c8y.pid").exists()
 
 
 # -- token-side failures: each its own message, fix and exit code
 
 
 def test_wrong_pin_is_reported_as_such(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     gateway.set("device.cryptoki.pin", "000000")
     done = gateway.agent("connect", "c8y")
     assert done.returncode == exit_code(errors.PinIncorrect), done.stderr
@@ -224,7 +179,7 @@ def test_wrong_pin_is_reported_as_such(gateway: Gateway, softhsm_token: SoftHsmT
 def test_missing_key_lists_the_keys_that_exist(
     gateway: Gateway, softhsm_token: SoftHsmToken
 ) -> None:
-    key = use_key(gateway, softhsm_token, "ec-p256")
+    key = gateway.new_device_key(softhsm_token)
     gateway.set("device.key_uri", f"pkcs11:token={softhsm_token.label};object=no-such-key")
     done = gateway.agent("connect", "c8y")
     assert done.returncode == exit_code(errors.KeyNotFound), done.stderr
@@ -235,7 +190,7 @@ def test_missing_key_lists_the_keys_that_exist(
 def test_certificate_of_another_key_is_refused(
     gateway: Gateway, softhsm_token: SoftHsmToken
 ) -> None:
-    use_key(gateway, softhsm_token, "ec-p256")
+    gateway.new_device_key(softhsm_token)
     other = softhsm_token.generate_key("ec-p256", label="other")
     gateway.set("device.cert_path", str(issue_device_cert(gateway, other)))
     done = gateway.agent("connect", "c8y")
@@ -273,7 +228,7 @@ def test_ambiguous_uri_warns_names_candidates_and_connects(
 def test_pin_never_reaches_output_or_logs(gateway: Gateway, softhsm: SoftHsm) -> None:
     secret = "S3cret-P1N-4242"
     token = softhsm.create_token(pin=secret)
-    use_key(gateway, token, "ec-p256")
+    gateway.new_device_key(token)
     gateway.set("device.cryptoki.pin", secret)
 
     done = gateway.agent("-v", "connect", "c8y")

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from edgeagent import errors
-from tests.support.gateway import Gateway, exit_code, new_gateway
-from tests.support.mosquitto import Mosquitto
-from tests.support.pki import TestPki
-from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
+from tests.support.agent_cli import exit_code
+from tests.support.gateway import Gateway
+from tests.support.softhsm import SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
@@ -28,25 +25,7 @@ ALL_STEPS = [
 ]
 
 
-@pytest.fixture
-def gateway(
-    tmp_path: Path,
-    local_broker: Mosquitto,
-    cloud_broker: Mosquitto,
-    pki: TestPki,
-    softhsm_token: SoftHsmToken,
-) -> Iterator[Gateway]:
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.use_module(SOFTHSM_MODULE, softhsm_token.pin)
-    yield gw
-
-
-def use_key(gw: Gateway, token: SoftHsmToken, **cert_options: object) -> SoftHsmKey:
-    key = token.generate_key("ec-p256", label="device-key")
-    gw.set("device.key_uri", key.uri)
-    cert = gw.pki.ca.issue_client(key.public_key, "device-001", **cert_options)  # type: ignore[arg-type]
-    gw.set("device.cert_path", str(cert))
-    return key
+# `gateway` (tests/support/gateway.py): module mode on `softhsm_token`, no key yet.
 
 
 def lines(output: str) -> list[str]:
@@ -54,7 +33,7 @@ def lines(output: str) -> list[str]:
 
 
 def test_a_healthy_chain_passes_every_step(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token)
+    gateway.new_device_key(softhsm_token)
     done = gateway.agent("doctor", "c8y")
     assert done.returncode == 0, done.stdout + done.stderr
     steps = lines(done.stdout)
@@ -72,7 +51,7 @@ def _fails_at(done: object, step: str) -> None:
 
 
 def test_wrong_pin_fails_at_login(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token)
+    gateway.new_device_key(softhsm_token)
     gateway.set("device.cryptoki.pin", "000000")
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "login")
@@ -80,7 +59,7 @@ def test_wrong_pin_fails_at_login(gateway: Gateway, softhsm_token: SoftHsmToken)
 
 
 def test_missing_module_fails_at_module(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token)
+    gateway.new_device_key(softhsm_token)
     gateway.set("device.cryptoki.module_path", "/usr/lib/no-such-pkcs11.so")
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "PKCS#11 module loads")
@@ -88,7 +67,7 @@ def test_missing_module_fails_at_module(gateway: Gateway, softhsm_token: SoftHsm
 
 
 def test_ambiguous_key_uri_fails_doctor(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token)
+    gateway.new_device_key(softhsm_token)
     softhsm_token.generate_key("ec-p256", label="second")
     gateway.set("device.key_uri", softhsm_token.uri)
     done = gateway.agent("doctor", "c8y")
@@ -98,8 +77,7 @@ def test_ambiguous_key_uri_fails_doctor(gateway: Gateway, softhsm_token: SoftHsm
 
 def test_expired_device_certificate_fails(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
     now = datetime.datetime.now(datetime.UTC)
-    use_key(
-        gateway,
+    gateway.new_device_key(
         softhsm_token,
         not_before=now - datetime.timedelta(days=10),
         not_after=now - datetime.timedelta(days=1),
@@ -110,7 +88,7 @@ def test_expired_device_certificate_fails(gateway: Gateway, softhsm_token: SoftH
 
 
 def test_cloud_down_fails_at_the_handshake(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:
-    use_key(gateway, softhsm_token)
+    gateway.new_device_key(softhsm_token)
     gateway.cloud.stop()
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "TLS handshake and MQTT CONNACK")

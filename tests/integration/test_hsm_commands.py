@@ -22,9 +22,9 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from edgeagent import errors
 from edgeagent.config import set_value
-from tests.support.gateway import AGENT, exit_code
+from tests.support.agent_cli import exit_code, run_agent
+from tests.support.gateway import new_gateway
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_probe import MqttProbe, client_tls_context
 from tests.support.pki import TestPki
 from tests.support.softhsm import SOFTHSM_MODULE
 
@@ -46,15 +46,8 @@ class Device:
     runs: list[str] = field(default_factory=list)
 
     def agent(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(AGENT), *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        softhsm = {"SOFTHSM2_CONF": self.env["SOFTHSM2_CONF"]}
+        done = run_agent(*args, config_dir=self.config_dir, env=softhsm, timeout=timeout)
         self.runs.append(f"$ agent {' '.join(args)}\n{done.stdout}{done.stderr}")
         return done
 
@@ -478,12 +471,7 @@ def test_blank_token_to_connected_device(
     device: Device, brokers: tuple[Mosquitto, Mosquitto, TestPki]
 ) -> None:
     local, cloud, pki = brokers
-    device.set("c8y.url", cloud.url)
-    device.set("c8y.root_cert_path", str(pki.ca.cert_path))
-    device.set("mqtt.client.host", local.host)
-    device.set("mqtt.client.port", str(local.port))
-    device.set("run.path", str(device.root / "run"))
-    device.set("logs.path", str(device.root / "log"))
+    gw = new_gateway(device.root, local, cloud, pki)  # c8y and the brokers in device's config
 
     token_uri = device.init("gateway")
     key_uri = device.ok("hsm", "create-key", "--token-uri", token_uri).stdout.strip()
@@ -492,25 +480,14 @@ def test_blank_token_to_connected_device(
     pki.ca.sign_csr(csr_path.read_bytes(), path=cert_path)
     assert "key matches: yes" in device.ok("cert", "show").stdout
 
-    app = pki.client("cloud-app")
-    tls = client_tls_context(pki.ca.cert_path, app.cert_path, app.key_path)
     try:
-        with (
-            MqttProbe(cloud.hostname, cloud.tls_port, tls=tls) as cloud_app,
-            MqttProbe(local.host, local.port) as local_client,
-        ):
-            cloud_app.subscribe("s/us", qos=1)
-            local_client.subscribe("c8y/s/ds", qos=1)
-            connected = device.ok("connect", "c8y")
-            assert f"key: {key_uri}" in connected.stdout
-            assert "device id: device-042" in connected.stdout
+        connected = device.ok("connect", "c8y")
+        assert f"key: {key_uri}" in connected.stdout
+        assert "device id: device-042" in connected.stdout
 
-            local_client.publish("c8y/s/us", b"100,edge,c8y_Gateway", qos=1)
-            [up] = cloud_app.wait_for(1, "s/us", timeout=15)
-            assert up.payload == b"100,edge,c8y_Gateway"
-            cloud_app.publish("s/ds", b"510,device-042", qos=1)
-            [down] = local_client.wait_for(1, "c8y/s/ds", timeout=15)
-            assert down.payload == b"510,device-042"
+        up, down = gw.exchange(b"100,edge,c8y_Gateway", b"510,device-042")
+        assert up.payload == b"100,edge,c8y_Gateway"
+        assert down.payload == b"510,device-042"
     finally:
         device.agent("disconnect", "c8y")
     assert "device-042" in cloud.log_text()

@@ -8,70 +8,38 @@ the command to run instead.
 
 from __future__ import annotations
 
-import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from edgeagent import errors
 from edgeagent.signing.socket_signer import SocketSigner
-from tests.integration.test_socket_mode import NOBODY, SYSTEM_PYTHON, P11Server
-from tests.support.gateway import Gateway, exit_code, new_gateway
-from tests.support.mosquitto import Mosquitto
-from tests.support.pki import TestPki
-from tests.support.raw_client import PREAMBLE
-from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmKey, SoftHsmToken
+from tests.support.agent_cli import exit_code
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.raw_client import HELLO, NOBODY, connect_raw, raw_ask, replies_as
+from tests.support.signing_service import P11Server, P11ServerFactory
+from tests.support.softhsm import SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
-# Lists or administers keys as another user, through the protocol alone.
-ADMIN_CLIENT = (
-    PREAMBLE
-    + """
-ask({"op": "hello", "versions": [1]})
-for line in sys.argv[2:]:
-    print(json.dumps(ask(json.loads(line))))
-"""
-)
-
 
 @pytest.fixture
-def service(tmp_path: Path, softhsm_token: SoftHsmToken) -> Iterator[tuple[P11Server, SoftHsmKey]]:
-    import shutil
-    import tempfile
-
-    socket_dir = Path(tempfile.mkdtemp(prefix="p11a-", dir="/tmp"))
-    socket_dir.chmod(0o755)
+def service(
+    p11_server_factory: P11ServerFactory, softhsm_token: SoftHsmToken
+) -> tuple[P11Server, SoftHsmKey]:
+    """A service whose default key is 'served-key', open to `nobody` too."""
     default = softhsm_token.generate_key("ec-p256", label="served-key")
-    server = P11Server(tmp_path / "etc-p11", socket_dir / "p11.sock", tmp_path / "p11")
-    server.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
-    server.set("device.cryptoki.pin", softhsm_token.pin)
-    server.set("device.cryptoki.uri", default.uri)
-    server.set("device.cryptoki.socket_path", str(server.socket_path))
+    server = p11_server_factory(softhsm_token, default, socket_name="p11.sock")
     server.set("p11_server.allowed_users", str(NOBODY))
-    server.start()
-    yield server, default
-    server.stop()
-    shutil.rmtree(socket_dir, ignore_errors=True)
+    return server.start(), default
 
 
 @pytest.fixture
-def gateway(
-    tmp_path: Path,
-    local_broker: Mosquitto,
-    cloud_broker: Mosquitto,
-    pki: TestPki,
-    service: tuple[P11Server, SoftHsmKey],
-) -> Iterator[Gateway]:
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.set("device.cryptoki.mode", "socket")
-    gw.set("device.cryptoki.socket_path", str(service[0].socket_path))
-    gw.set("device.cert_path", str(tmp_path / "certs" / "device.pem"))
-    yield gw
-    gw.agent("disconnect", "c8y")
+def gateway(service: tuple[P11Server, SoftHsmKey], gateway_factory: GatewayFactory) -> Gateway:
+    gw = gateway_factory("socket", socket_path=service[0].socket_path)
+    gw.set("device.cert_path", str(gw.root / "certs" / "device.pem"))
+    return gw
 
 
 def test_create_key_csr_and_connect_through_the_service(
@@ -104,17 +72,11 @@ def test_create_key_csr_and_connect_through_the_service(
     agent_toml = (gateway.config_dir / "agent.toml").read_text()
     assert "module_path" not in agent_toml and "pin" not in agent_toml
 
-    with gateway.cloud_app() as cloud, gateway.local_client() as local:
-        cloud.subscribe("s/us", qos=1)
-        local.subscribe("c8y/s/ds", qos=1)
-        done = gateway.agent("connect", "c8y")
-        assert done.returncode == 0, done.stdout + done.stderr
-        local.publish("c8y/s/us", b"200,c8y_Temperature,T,19", qos=1)
-        [up] = cloud.wait_for(1, "s/us", timeout=15)
-        assert up.payload == b"200,c8y_Temperature,T,19"
-        cloud.publish("s/ds", b"510,sock-042", qos=1)
-        [down] = local.wait_for(1, "c8y/s/ds", timeout=15)
-        assert down.payload == b"510,sock-042"
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    up, down = gateway.exchange(b"200,c8y_Temperature,T,19", b"510,sock-042")
+    assert up.payload == b"200,c8y_Temperature,T,19"
+    assert down.payload == b"510,sock-042"
 
     # The key in use cannot be deleted from the agent without --force.
     refused = gateway.agent("hsm", "delete-key", "--label", "device-key")
@@ -152,33 +114,23 @@ def test_delete_key_through_the_service_and_its_own_refusal(
     assert "served-key" in listed.stdout
 
 
-def as_nobody(path: Path, *requests: dict[str, Any]) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [
-            "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            SYSTEM_PYTHON, "-I", "-c", ADMIN_CLIENT, str(path),
-            *(json.dumps(r) for r in requests),
-        ],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
-
-
 def test_other_peers_may_list_but_not_create_or_delete(
     service: tuple[P11Server, SoftHsmKey], softhsm_token: SoftHsmToken
 ) -> None:
     server, _ = service
     # The file mode is the first gate; open it so the peer check is what decides.
     server.socket_path.chmod(0o666)
-    tokens, keys, create, delete, unknown = as_nobody(
+    hello, tokens, keys, create, delete, unknown = replies_as(
         server.socket_path,
+        NOBODY,
+        NOBODY,
         {"op": "list_tokens"},
         {"op": "list_keys", "uri": softhsm_token.uri},
         {"op": "create_key", "uri": softhsm_token.uri, "key_type": "ec-p256", "label": "evil"},
         {"op": "delete_key", "uri": softhsm_token.uri, "label": "served-key"},
         {"op": "init_token", "label": "x"},
     )
+    assert hello["ok"] is True
     assert tokens["ok"] is True
     assert any(t["label"] == softhsm_token.label for t in tokens["tokens"])
     assert keys["ok"] is True and [k["label"] for k in keys["keys"]] == ["served-key"]
@@ -192,14 +144,8 @@ def test_other_peers_may_list_but_not_create_or_delete(
 
 def test_malformed_admin_requests_are_bad_requests(service: tuple[P11Server, SoftHsmKey]) -> None:
     server, _ = service
-    import socket as socket_module
-
-    from tests.integration.test_socket_mode import raw_ask
-
-    with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as conn:
-        conn.settimeout(10)
-        conn.connect(str(server.socket_path))
-        raw_ask(conn, {"op": "hello", "versions": [1]})
+    with connect_raw(server.socket_path, timeout=10) as conn:
+        raw_ask(conn, HELLO)
         for request in (
             {"op": "create_key", "key_type": "dsa", "label": "k"},
             {"op": "create_key", "key_type": "ec-p256"},

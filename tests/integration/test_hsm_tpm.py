@@ -7,36 +7,21 @@ the TPM, create-csr signed by it, a CA signs, connect, messages both ways.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_tpm import _LIBRARY_LOG
-from tests.support import tpm as _tpm
-from tests.support.gateway import Gateway, new_gateway
-from tests.support.mosquitto import Mosquitto
-from tests.support.pki import TestPki
-from tests.support.tpm import TPM2_PKCS11_MODULE, SoftwareTpm
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.tpm import LIBRARY_LOG, TPM2_PKCS11_MODULE, SoftwareTpm
 
 pytestmark = pytest.mark.integration
 
-software_tpm = _tpm.software_tpm
-
 
 @pytest.fixture
-def gateway(
-    tmp_path: Path,
-    local_broker: Mosquitto,
-    cloud_broker: Mosquitto,
-    pki: TestPki,
-    software_tpm: SoftwareTpm,
-) -> Iterator[Gateway]:
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.use_module(TPM2_PKCS11_MODULE, software_tpm.pin)
-    gw.set("device.cert_path", str(tmp_path / "certs" / "device.pem"))
-    yield gw
-    gw.agent("disconnect", "c8y")
+def gateway(gateway_factory: GatewayFactory, software_tpm: SoftwareTpm) -> Gateway:
+    gw = gateway_factory("module", token=software_tpm)
+    gw.set("device.cert_path", str(gw.root / "certs" / "device.pem"))
+    return gw
 
 
 def test_tpm_token_to_connected_device(gateway: Gateway, software_tpm: SoftwareTpm) -> None:
@@ -51,7 +36,7 @@ def test_tpm_token_to_connected_device(gateway: Gateway, software_tpm: SoftwareT
     assert created.returncode == 0, created.stderr
     uri = created.stdout.strip()
     assert "object=tpm-device" in uri and "set device.key_uri" in created.stderr
-    assert not _LIBRARY_LOG.search(created.stderr), created.stderr
+    assert not LIBRARY_LOG.search(created.stderr), created.stderr
     keys = gateway.agent("hsm", "list-keys", "--label", "tpm-device")
     assert "EC secp256r1" in keys.stdout and uri in keys.stdout
 
@@ -62,18 +47,12 @@ def test_tpm_token_to_connected_device(gateway: Gateway, software_tpm: SoftwareT
         path=gateway.config_dir.parent / "certs" / "device.pem",
     )
 
-    with gateway.cloud_app() as cloud, gateway.local_client() as local:
-        cloud.subscribe("s/us", qos=1)
-        local.subscribe("c8y/s/ds", qos=1)
-        done = gateway.agent("connect", "c8y")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"key: {uri}" in done.stdout
-        local.publish("c8y/s/us", b"200,c8y_Temperature,T,21", qos=1)
-        [up] = cloud.wait_for(1, "s/us", timeout=30)
-        assert up.payload == b"200,c8y_Temperature,T,21"
-        cloud.publish("s/ds", b"510,tpm-042", qos=1)
-        [down] = local.wait_for(1, "c8y/s/ds", timeout=30)
-        assert down.payload == b"510,tpm-042"
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"key: {uri}" in done.stdout
+    up, down = gateway.exchange(b"200,c8y_Temperature,T,21", b"510,tpm-042", timeout=30)
+    assert up.payload == b"200,c8y_Temperature,T,21"
+    assert down.payload == b"510,tpm-042"
 
 
 def test_tpm_keys_are_never_extractable(gateway: Gateway, software_tpm: SoftwareTpm) -> None:

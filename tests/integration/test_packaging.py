@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -24,60 +23,30 @@ import pytest
 
 from edgeagent import errors
 from edgeagent.cli.exit_codes import EXIT_CODES, USAGE
+from tests.support.systemd_units import (
+    PACKAGING,
+    SHIPPED_AGENT,
+    analyze,
+    install,
+    needs_systemd_analyze,
+    systemd_version,
+    unit_settings,
+)
+from tests.support.systemd_units import complaints as unit_complaints
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-UNIT = REPO / "packaging" / "agent-bridge@.service"
-SHIPPED_AGENT = "/usr/local/bin/agent"
-# The agent of this test run: verify checks that ExecStart's binary exists.
-AGENT = Path(sys.executable).with_name("agent")
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-
-needs_systemd_analyze = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)"
-)
-
-
-def unit_settings(text: str) -> dict[str, list[str]]:
-    """Every `Key=value` of a unit file, values in order (keys may repeat)."""
-    settings: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";", "[")):
-            key, _, value = line.partition("=")
-            settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
+UNIT = PACKAGING / "agent-bridge@.service"
 
 
 def instance(tmp_path: Path, extra: str = "") -> Path:
     """The unit as agent-bridge@c8y.service, its ExecStart on this run's agent."""
-    text = UNIT.read_text()
-    assert SHIPPED_AGENT in text
-    text = text.replace(SHIPPED_AGENT, str(AGENT))
-    if extra:
-        text = text.replace("[Service]\n", f"[Service]\n{extra}\n", 1)
-    path = tmp_path / "agent-bridge@c8y.service"
-    path.write_text(text)
-    return path
-
-
-def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    assert SYSTEMD_ANALYZE is not None
-    return subprocess.run(
-        [SYSTEMD_ANALYZE, *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    return install(UNIT, tmp_path, name="agent-bridge@c8y.service", extra=extra)
 
 
 def complaints(done: subprocess.CompletedProcess[str]) -> list[str]:
-    # verify also reports on units it pulls in from the host; ours are what count.
-    return [line for line in (done.stdout + done.stderr).splitlines() if "agent-bridge@" in line]
-
-
-def systemd_version() -> int:
-    done = analyze("--version")
-    found = re.search(r"systemd (\d+)", done.stdout)
-    return int(found.group(1)) if found else 0
+    return unit_complaints(done, "agent-bridge@")
 
 
 # -- the unit -------------------------------------------------------------------
@@ -109,7 +78,7 @@ def test_hardening_exposure_stays_low(tmp_path: Path) -> None:
 
 
 def test_unit_runs_the_bridge_in_the_foreground_as_its_own_user() -> None:
-    settings = unit_settings(UNIT.read_text())
+    settings = unit_settings(UNIT)
     assert settings["ExecStart"] == [f"{SHIPPED_AGENT} bridge run %i"]
     assert settings["Restart"] == ["on-failure"]
     assert settings["User"] == ["agent"]
@@ -131,7 +100,7 @@ def test_unit_never_restarts_after_a_wrong_pin_or_a_config_error() -> None:
         codes[errors.InvalidKeyUri],
         codes[errors.CertificateKeyMismatch],
     }
-    [listed] = unit_settings(UNIT.read_text())["RestartPreventExitStatus"]
+    [listed] = unit_settings(UNIT)["RestartPreventExitStatus"]
     assert {int(code) for code in listed.split()} == must_not_retry
     # ... while what may come back by itself is retried.
     for transient in (errors.TokenNotFound, errors.BrokerUnreachable, errors.TlsHandshakeFailed):

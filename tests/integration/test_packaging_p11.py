@@ -10,9 +10,7 @@ code table.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,53 +19,30 @@ from edgeagent import errors
 from edgeagent.cli.exit_codes import EXIT_CODES, USAGE
 from edgeagent.config.schema import CryptokiConfig
 from edgeagent.p11server.listener import SOCKET_MODE
+from tests.support.systemd_units import (
+    PACKAGING,
+    SHIPPED_AGENT,
+    analyze,
+    install,
+    needs_systemd_analyze,
+    unit_settings,
+)
+from tests.support.systemd_units import complaints as unit_complaints
 
 pytestmark = pytest.mark.integration
 
-PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 SOCKET_UNIT = PACKAGING / "agent-p11-server.socket"
 SERVICE_UNIT = PACKAGING / "agent-p11-server.service"
-SHIPPED_AGENT = "/usr/local/bin/agent"
-AGENT = Path(sys.executable).with_name("agent")  # verify checks ExecStart's binary exists
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-
-needs_systemd_analyze = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)"
-)
-
-
-def settings(path: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";", "[")):
-            key, _, value = line.partition("=")
-            found.setdefault(key.strip(), []).append(value.strip())
-    return found
 
 
 def installed(tmp_path: Path, extra_service: str = "") -> tuple[Path, Path]:
     """Both units in one directory, ExecStart on this run's agent."""
-    service = SERVICE_UNIT.read_text()
-    assert SHIPPED_AGENT in service
-    service = service.replace(SHIPPED_AGENT, str(AGENT))
-    if extra_service:
-        service = service.replace("[Service]\n", f"[Service]\n{extra_service}\n", 1)
-    (tmp_path / SERVICE_UNIT.name).write_text(service)
-    shutil.copy(SOCKET_UNIT, tmp_path / SOCKET_UNIT.name)
-    return tmp_path / SOCKET_UNIT.name, tmp_path / SERVICE_UNIT.name
-
-
-def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    assert SYSTEMD_ANALYZE is not None
-    return subprocess.run(
-        [SYSTEMD_ANALYZE, *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    service = install(SERVICE_UNIT, tmp_path, extra=extra_service)
+    return install(SOCKET_UNIT, tmp_path, runs_agent=False), service
 
 
 def complaints(done: subprocess.CompletedProcess[str]) -> list[str]:
-    # verify also reports on host units it pulls in; only ours count.
-    return [line for line in (done.stdout + done.stderr).splitlines() if "agent-p11-server" in line]
+    return unit_complaints(done, "agent-p11-server")
 
 
 @needs_systemd_analyze
@@ -97,17 +72,17 @@ def test_service_hardening_exposure_stays_low(tmp_path: Path) -> None:
 
 
 def test_socket_is_the_agents_default_path_with_the_services_own_mode() -> None:
-    socket = settings(SOCKET_UNIT)
+    socket = unit_settings(SOCKET_UNIT)
     assert socket["ListenStream"] == [str(CryptokiConfig().socket_path)]
     assert socket["SocketMode"] == [f"{SOCKET_MODE:04o}"]
     assert socket["Accept"] == ["no"]  # one service for all connections
     # The bridge's group (agent-bridge@.service runs as agent:agent) may connect.
     assert socket["SocketGroup"] == ["agent"]
-    assert socket["SocketUser"] == settings(SERVICE_UNIT)["User"]
+    assert socket["SocketUser"] == unit_settings(SERVICE_UNIT)["User"]
 
 
 def test_service_is_socket_activated_with_its_own_config_and_no_network() -> None:
-    service = settings(SERVICE_UNIT)
+    service = unit_settings(SERVICE_UNIT)
     assert service["ExecStart"] == [
         f"{SHIPPED_AGENT} --config-dir /etc/agent-p11-server p11-server"
     ]
@@ -132,5 +107,5 @@ def test_service_is_socket_activated_with_its_own_config_and_no_network() -> Non
 
 def test_service_never_restarts_on_a_config_error() -> None:
     config_errors = {code for cls, code in EXIT_CODES if issubclass(cls, errors.ConfigError)}
-    [listed] = settings(SERVICE_UNIT)["RestartPreventExitStatus"]
+    [listed] = unit_settings(SERVICE_UNIT)["RestartPreventExitStatus"]
     assert {int(code) for code in listed.split()} == {USAGE, *config_errors}

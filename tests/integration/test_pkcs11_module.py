@@ -77,32 +77,36 @@ def test_permission_denied_for_an_unprivileged_user() -> None:
         module = directory / "libsofthsm2.so"
         shutil.copy(SOFTHSM_MODULE.resolve(), module)
         module.chmod(0o600)  # root may read it; nobody may not
-        output = _load_as_nobody(module)
+        done = _load_in_child(module, as_nobody=True)
+    output = done.stdout + done.stderr
     assert "permission denied" in output, output
     assert "PIN" not in output
 
 
-def _load_as_nobody(module: Path) -> str:
-    code = textwrap.dedent(
-        f"""
-        from pathlib import Path
-        from edgeagent.errors import ModuleLoadError
-        from edgeagent.pkcs11.module import load_module
-        try:
-            load_module(Path({str(module)!r}))
-        except ModuleLoadError as exc:
-            print(exc)
-        """
+# Prints the ModuleLoadError that loading argv[1] raises.
+_LOAD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from edgeagent.errors import ModuleLoadError
+    from edgeagent.pkcs11.module import load_module
+    try:
+        load_module(Path(sys.argv[1]))
+    except ModuleLoadError as exc:
+        print(exc)
+    """
+)
+
+
+def _load_in_child(
+    module: Path, *, env: dict[str, str] | None = None, as_nobody: bool = False
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", _LOAD, str(module)]
+    if as_nobody:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, env=env, timeout=60, check=False
     )
-    done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    return done.stdout + done.stderr
 
 
 def test_same_library_through_a_symlink_is_loaded_once(softhsm: SoftHsm) -> None:
@@ -114,26 +118,7 @@ def test_same_library_through_a_symlink_is_loaded_once(softhsm: SoftHsm) -> None
 
 def test_softhsm_without_its_config_says_what_that_means(tmp_path: Path) -> None:
     # CKR_GENERAL_ERROR is all SoftHSM2 says; the message must point at the config.
-    code = textwrap.dedent(
-        f"""
-        from pathlib import Path
-        from edgeagent.errors import ModuleLoadError
-        from edgeagent.pkcs11.module import load_module
-        try:
-            load_module(Path({str(SOFTHSM_MODULE)!r}))
-        except ModuleLoadError as exc:
-            print(exc)
-        """
-    )
     env = dict(os.environ, SOFTHSM2_CONF=str(tmp_path / "missing.conf"))
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = _load_in_child(SOFTHSM_MODULE, env=env)
     assert "failed to initialise (CKR_GENERAL_ERROR)" in done.stdout, done.stdout + done.stderr
     assert "SOFTHSM2_CONF" in done.stdout

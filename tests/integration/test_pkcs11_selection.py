@@ -221,32 +221,21 @@ def test_accepts_pkcs11_tool_uris(
 ) -> None:
     key = softhsm_token.generate_key("ec-p384", label="tool-key", key_id=b"\x0a\xff")
     env = _alone(softhsm_token, softhsm, tmp_path)
-    uris = _tool_uris(
-        [
-            "pkcs11-tool",
-            f"--module={SOFTHSM_MODULE}",
-            f"--token-label={softhsm_token.label}",
-            "--login",
-            f"--pin={softhsm_token.pin}",
-            "--list-objects",
-            "--type=privkey",
-        ],
-        r"^\s*uri:\s*(pkcs11:\S+)$",
-        env,
-    )
+    list_private_keys = [
+        "pkcs11-tool",
+        f"--module={SOFTHSM_MODULE}",
+        f"--token-label={softhsm_token.label}",
+        "--login",
+        f"--pin={softhsm_token.pin}",
+        "--list-objects",
+        "--type=privkey",
+    ]
+    uris = _tool_uris(list_private_keys, r"^\s*uri:\s*(pkcs11:\S+)$", env)
     if not uris:
         # OpenSC < 0.24 prints no URIs: a user writes one from the label and
         # ID it prints, often with lower-case %-escapes.
         listing = subprocess.run(
-            [
-                "pkcs11-tool",
-                f"--module={SOFTHSM_MODULE}",
-                f"--token-label={softhsm_token.label}",
-                "--login",
-                f"--pin={softhsm_token.pin}",
-                "--list-objects",
-                "--type=privkey",
-            ],
+            list_private_keys,
             capture_output=True,
             text=True,
             check=True,

@@ -9,18 +9,13 @@ directory. The agent's config has neither a module path nor a PIN.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
-import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,162 +26,29 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from edgeagent import errors
 from edgeagent.cli.exit_codes import exit_code_for
-from edgeagent.config import set_value
 from edgeagent.p11server.server import FRAME_TIMEOUT
 from edgeagent.protocol.frame import MAX_FRAME
 from edgeagent.signing.socket_signer import SocketSigner
-from tests.support.gateway import AGENT, Gateway, issue_device_cert, new_gateway
+from tests.support.agent_cli import AGENT
+from tests.support.gateway import Gateway, GatewayFactory, issue_device_cert
 from tests.support.mosquitto import Mosquitto
-from tests.support.pki import TestPki
-from tests.support.raw_client import PREAMBLE
+from tests.support.raw_client import (
+    NOBODY,
+    connect_raw,
+    ping,
+    raw_ask,
+    read_reply,
+    replies_as,
+    run_as,
+)
+from tests.support.signing_service import P11Server, P11ServerFactory
 from tests.support.softhsm import SOFTHSM_MODULE, SoftHsm, SoftHsmKey, SoftHsmToken
 
 pytestmark = pytest.mark.integration
 
-NOBODY = 65534
-# The system interpreter: a child running as nobody cannot read /root, where
-# the test venv's interpreter may live. The child uses the standard library only.
-SYSTEM_PYTHON = "/usr/bin/python3"
+PING = {"op": "ping"}
 
-# hello, then ping, through the protocol alone (tests/support/raw_client.py).
-RAW_CLIENT = (
-    PREAMBLE
-    + """
-hello = ask({"op": "hello", "versions": [1]})
-print(json.dumps(hello))
-if hello and hello.get("ok"):
-    print(json.dumps(ask({"op": "ping"})))
-"""
-)
-
-
-# -- the signing service as a user starts it ---------------------------------------------
-
-
-def raw_ask(conn: socket.socket, request: dict[str, Any]) -> dict[str, Any]:
-    body = json.dumps(request).encode()
-    conn.sendall(struct.pack(">I", len(body)) + body)
-    return read_reply(conn)
-
-
-def read_reply(conn: socket.socket) -> dict[str, Any]:
-    def exactly(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = conn.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError(f"closed after {len(data)} of {n} bytes")
-            data += chunk
-        return data
-
-    (length,) = struct.unpack(">I", exactly(4))
-    reply: dict[str, Any] = json.loads(exactly(length))
-    return reply
-
-
-def connect_raw(path: Path, timeout: float = 5) -> socket.socket:
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(timeout)
-    conn.connect(str(path))
-    return conn
-
-
-def ping(path: Path, timeout: float = 5) -> float:
-    """Seconds for hello + ping on a fresh connection; raises if not answered."""
-    started = time.monotonic()
-    with connect_raw(path, timeout) as conn:
-        assert raw_ask(conn, {"op": "hello", "versions": [1]})["ok"] is True
-        assert raw_ask(conn, {"op": "ping"}) == {"ok": True}
-    return time.monotonic() - started
-
-
-class P11Server:
-    """`agent -v p11-server` in a subprocess, with its own config dir and log."""
-
-    def __init__(self, config_dir: Path, socket_path: Path, log_dir: Path) -> None:
-        self.config_dir = config_dir
-        self.socket_path = socket_path
-        self.log_dir = log_dir
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def set(self, key: str, value: str) -> None:
-        set_value(self.config_dir, key, value)
-
-    @property
-    def log_path(self) -> Path:
-        return self.log_dir / f"p11-server-{self.starts}.log"
-
-    def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def spawn(
-        self,
-        *args: str,
-        argv: list[str] | None = None,
-        pass_fds: tuple[int, ...] = (),
-        cwd: Path | None = None,
-    ) -> subprocess.Popen[bytes]:
-        """Start without waiting; ``argv`` replaces the command (a launcher)."""
-        self.starts += 1
-        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir))
-        command = argv or [str(AGENT), "-v", "p11-server", *args]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                pass_fds=pass_fds,
-                cwd=cwd,
-            )
-        return self.process
-
-    def start(
-        self, *args: str, listening_on: Path | None = None, cwd: Path | None = None
-    ) -> P11Server:
-        self.spawn(*args, cwd=cwd)
-        self.wait_ready(listening_on or self.socket_path)
-        return self
-
-    def wait_ready(self, path: Path, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"agent p11-server exited {self.process.returncode}:\n{self.log_text()}"
-                )
-            try:
-                ping(path, timeout=2)
-                return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"agent p11-server did not answer on {path}:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    """A short path (AF_UNIX allows ~107 bytes) that `nobody` may traverse."""
-    directory = Path(tempfile.mkdtemp(prefix="p11s-", dir="/tmp"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+# -- the signing service as a user starts it (tests/support/signing_service.py) ----------
 
 
 @pytest.fixture
@@ -196,23 +58,10 @@ def device_key(softhsm_token: SoftHsmToken) -> SoftHsmKey:
 
 @pytest.fixture
 def service_factory(
-    tmp_path: Path, socket_dir: Path, softhsm_token: SoftHsmToken, device_key: SoftHsmKey
-) -> Iterator[Any]:
-    """Make (not start) signing services for the test token; all stopped at the end."""
-    made: list[P11Server] = []
-
-    def make(name: str = "p11", socket_name: str = "agent-p11-server.sock") -> P11Server:
-        server = P11Server(tmp_path / f"etc-{name}", socket_dir / socket_name, tmp_path / name)
-        server.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
-        server.set("device.cryptoki.pin", softhsm_token.pin)
-        server.set("device.cryptoki.uri", device_key.uri)
-        server.set("device.cryptoki.socket_path", str(server.socket_path))
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
+    p11_server_factory: P11ServerFactory, softhsm_token: SoftHsmToken, device_key: SoftHsmKey
+) -> Any:
+    """Make (not start) signing services for the test token and its device key."""
+    return partial(p11_server_factory, softhsm_token, device_key)
 
 
 @pytest.fixture
@@ -222,21 +71,11 @@ def service(service_factory: Any) -> P11Server:
 
 
 @pytest.fixture
-def gateway(
-    tmp_path: Path,
-    local_broker: Mosquitto,
-    cloud_broker: Mosquitto,
-    pki: TestPki,
-    service: P11Server,
-    device_key: SoftHsmKey,
-) -> Iterator[Gateway]:
+def gateway(service: P11Server, gateway_factory: GatewayFactory, device_key: SoftHsmKey) -> Gateway:
     """An agent in socket mode: a socket path and a certificate, nothing else."""
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.set("device.cryptoki.mode", "socket")
-    gw.set("device.cryptoki.socket_path", str(service.socket_path))
+    gw = gateway_factory("socket", socket_path=service.socket_path)
     gw.set("device.cert_path", str(issue_device_cert(gw, device_key)))
-    yield gw
-    gw.agent("disconnect", "c8y")
+    return gw
 
 
 def maps_of(pid: int) -> str:
@@ -252,24 +91,16 @@ def test_connect_c8y_bridges_both_ways_signing_through_the_service(
     agent_toml = (gateway.config_dir / "agent.toml").read_text()
     assert "module_path" not in agent_toml and "pin" not in agent_toml
 
-    with gateway.cloud_app() as cloud, gateway.local_client() as local:
-        cloud.subscribe("s/us", qos=1)
-        local.subscribe("c8y/s/ds", qos=1)
+    done = gateway.agent("connect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cryptoki: true" in done.stdout
+    assert "object=device-key" in done.stdout
+    assert f"via the signing service at {service.socket_path}" in done.stdout
+    assert "device id: device-001" in done.stdout
 
-        done = gateway.agent("connect", "c8y")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "cryptoki: true" in done.stdout
-        assert "object=device-key" in done.stdout
-        assert f"via the signing service at {service.socket_path}" in done.stdout
-        assert "device id: device-001" in done.stdout
-
-        local.publish("c8y/s/us", b"200,c8y_Temperature,T,25", qos=1)
-        [up] = cloud.wait_for(1, "s/us", timeout=15)
-        assert up.payload == b"200,c8y_Temperature,T,25"
-
-        cloud.publish("s/ds", b"510,device-001", qos=1)
-        [down] = local.wait_for(1, "c8y/s/ds", timeout=15)
-        assert down.payload == b"510,device-001"
+    up, down = gateway.exchange(b"200,c8y_Temperature,T,25", b"510,device-001")
+    assert up.payload == b"200,c8y_Temperature,T,25"
+    assert down.payload == b"510,device-001"
 
     # The long-running bridge never loaded the module; the service did. (The
     # second assertion shows the first one can fail.)
@@ -373,40 +204,13 @@ def test_bridge_survives_a_service_restart(
 # -- who may ask ------------------------------------------------------------------------
 
 
-def as_user(path: Path, uid: int, gid: int) -> list[dict[str, Any] | None]:
-    """Run the raw client as uid/gid (no supplementary groups); its replies."""
-    done = run_as(path, uid, gid)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def run_as(path: Path, uid: int, gid: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={uid}",
-            f"--regid={gid}",
-            "--clear-groups",
-            SYSTEM_PYTHON,
-            "-I",
-            "-c",
-            RAW_CLIENT,
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_a_peer_not_allowed_is_refused_even_through_a_careless_chmod(
     service: P11Server,
 ) -> None:
     assert service.socket_path.stat().st_mode & 0o777 == 0o660
     service.socket_path.chmod(0o666)  # the file mode no longer protects it
 
-    [refusal] = as_user(service.socket_path, NOBODY, NOBODY)
+    [refusal] = replies_as(service.socket_path, NOBODY, NOBODY, PING)
 
     assert refusal is not None and refusal["ok"] is False
     assert refusal["error"]["code"] == "not_allowed"
@@ -418,14 +222,14 @@ def test_a_peer_not_allowed_is_refused_even_through_a_careless_chmod(
 def test_allowed_users_and_groups_are_served(service_factory: Any) -> None:
     by_user = service_factory("by-user", "u.sock").start("--allow-users", str(NOBODY))
     by_user.socket_path.chmod(0o666)
-    hello, pong = as_user(by_user.socket_path, NOBODY, NOBODY)
+    hello, pong = replies_as(by_user.socket_path, NOBODY, NOBODY, PING)
     assert hello is not None and hello["ok"] is True and pong == {"ok": True}
 
     by_group = service_factory("by-group", "g.sock").start("--allow-groups", "nogroup")
     by_group.socket_path.chmod(0o666)
-    hello, pong = as_user(by_group.socket_path, 4242, NOBODY)  # nogroup is 65534
+    hello, pong = replies_as(by_group.socket_path, 4242, NOBODY, PING)  # nogroup is 65534
     assert hello is not None and hello["ok"] is True and pong == {"ok": True}
-    [refusal] = as_user(by_group.socket_path, 4242, 4242)
+    [refusal] = replies_as(by_group.socket_path, 4242, 4242, PING)
     assert refusal is not None and refusal["error"]["code"] == "not_allowed"
     assert "refused peer uid=4242 gid=4242" in by_group.log_text()
 
@@ -646,13 +450,13 @@ def test_systemd_socket_activation(service_factory: Any, socket_dir: Path) -> No
     assert "the socket systemd passed" in server.log_text()
     assert not server.socket_path.exists()  # it did not bind its own
     # With no allowed_groups configured, members of the socket's group are served.
-    hello, pong = as_user(activated, 4242, NOBODY)
+    hello, pong = replies_as(activated, 4242, NOBODY, PING)
     assert hello is not None and hello["ok"] is True and pong == {"ok": True}
     # Outside the group the file mode stops the client at connect()...
     assert "PermissionError" in run_as(activated, 4242, 4242).stderr
     # ...and past a careless chmod, SO_PEERCRED still does.
     activated.chmod(0o666)
-    [refusal] = as_user(activated, 4242, 4242)
+    [refusal] = replies_as(activated, 4242, 4242, PING)
     assert refusal is not None and refusal["error"]["code"] == "not_allowed"
     assert "refused peer uid=4242 gid=4242" in server.log_text()
 

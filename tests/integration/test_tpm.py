@@ -13,8 +13,6 @@ import hashlib
 import re
 import statistics
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -27,41 +25,16 @@ from edgeagent.clouds.device import open_device
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.config import load_config
 from edgeagent.signing.module_signer import open_module_signer
-from tests.support import tpm as _tpm
-from tests.support.gateway import Gateway, new_gateway
-from tests.support.mosquitto import Mosquitto
-from tests.support.pki import TestPki
-from tests.support.softhsm import SOFTHSM_MODULE, SoftHsmToken
-from tests.support.tpm import TPM2_PKCS11_MODULE, SoftwareTpm, TpmKey
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.softhsm import SoftHsmToken
+from tests.support.tpm import LIBRARY_LOG, TPM2_PKCS11_MODULE, SoftwareTpm
 
 pytestmark = pytest.mark.integration
 
-software_tpm = _tpm.software_tpm  # the fixture, for this module's tests
-
-# What tpm2-tss / tpm2-pkcs11 print on stderr when they log (ERROR:esys:...,
-# WARNING: Listing FAPI token objects failed ...): never in a good run's output.
-_LIBRARY_LOG = re.compile(r"^(ERROR|WARNING|WARN)(:|\b)|FAPI", re.MULTILINE)
-
 
 @pytest.fixture
-def tpm_gateway(
-    tmp_path: Path,
-    local_broker: Mosquitto,
-    cloud_broker: Mosquitto,
-    pki: TestPki,
-    software_tpm: SoftwareTpm,
-) -> Iterator[Gateway]:
-    gw = new_gateway(tmp_path / "tpm", local_broker, cloud_broker, pki)
-    gw.set("device.cryptoki.mode", "module")
-    gw.set("device.cryptoki.module_path", str(TPM2_PKCS11_MODULE))
-    gw.set("device.cryptoki.pin", software_tpm.pin)
-    yield gw
-    gw.agent("disconnect", "c8y")
-
-
-def use_tpm_key(gw: Gateway, key: TpmKey, uri: str | None = None, cn: str = "device-001") -> None:
-    gw.set("device.key_uri", uri or key.uri)
-    gw.set("device.cert_path", str(gw.pki.ca.issue_client(key.public_key, cn)))
+def tpm_gateway(gateway_factory: GatewayFactory, software_tpm: SoftwareTpm) -> Gateway:
+    return gateway_factory("module", token=software_tpm, name="tpm")
 
 
 def p11tool_uri(tpm: SoftwareTpm, label: str) -> str:
@@ -125,28 +98,20 @@ def test_connect_bridges_both_ways_with_the_key_in_the_tpm(
     # The URI a user copies from p11tool, NUL-padded model and all.
     uri = p11tool_uri(software_tpm, key.label)
     assert "%00" in uri, uri  # tpm2-pkcs11 pads the model with NULs: the case under test
-    use_tpm_key(tpm_gateway, key, uri)
+    tpm_gateway.use_key(key, uri=uri)
 
-    with tpm_gateway.cloud_app() as cloud, tpm_gateway.local_client() as local:
-        cloud.subscribe("s/us", qos=1)
-        local.subscribe("c8y/s/ds", qos=1)
+    done = tpm_gateway.agent("connect", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cryptoki: true" in done.stdout
+    assert f"object={key.label}" in done.stdout and "token=edge-tpm" in done.stdout
+    assert "✗" not in done.stdout
+    # tpm2-tss / tpm2-pkcs11 logging (e.g. the harmless "Listing FAPI
+    # token objects failed") must not reach the user looking like errors.
+    assert not LIBRARY_LOG.search(done.stdout + done.stderr), done.stdout + done.stderr
 
-        done = tpm_gateway.agent("connect", "c8y")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "cryptoki: true" in done.stdout
-        assert f"object={key.label}" in done.stdout and "token=edge-tpm" in done.stdout
-        assert "✗" not in done.stdout
-        # tpm2-tss / tpm2-pkcs11 logging (e.g. the harmless "Listing FAPI
-        # token objects failed") must not reach the user looking like errors.
-        assert not _LIBRARY_LOG.search(done.stdout + done.stderr), done.stdout + done.stderr
-
-        local.publish("c8y/s/us", b"200,c8y_Temperature,T,25", qos=1)
-        [up] = cloud.wait_for(1, "s/us", timeout=30)
-        assert up.payload == b"200,c8y_Temperature,T,25"
-
-        cloud.publish("s/ds", b"510,device-001", qos=1)
-        [down] = local.wait_for(1, "c8y/s/ds", timeout=30)
-        assert down.payload == b"510,device-001"
+    up, down = tpm_gateway.exchange(b"200,c8y_Temperature,T,25", b"510,device-001", timeout=30)
+    assert up.payload == b"200,c8y_Temperature,T,25"
+    assert down.payload == b"510,device-001"
 
     assert "device-001" in tpm_gateway.cloud.log_text()
 
@@ -155,7 +120,7 @@ def test_wrong_pin_fails_once_and_is_not_retried(
     tpm_gateway: Gateway, software_tpm: SoftwareTpm
 ) -> None:
     key = software_tpm.generate_key("ec-p256", label="wrong-pin")
-    use_tpm_key(tpm_gateway, key)
+    tpm_gateway.use_key(key)
     tpm_gateway.set("device.cryptoki.pin", "000000")
     before = software_tpm.lockout_counter()
 
@@ -196,29 +161,22 @@ def _connack_seconds(gw: Gateway, rounds: int) -> tuple[list[float], list[float]
 
 
 def test_handshake_time_tpm_versus_softhsm(
-    tmp_path: Path,
+    gateway_factory: GatewayFactory,
     tpm_gateway: Gateway,
     software_tpm: SoftwareTpm,
     softhsm_token: SoftHsmToken,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    soft_gw = new_gateway(
-        tmp_path / "softhsm", tpm_gateway.local, tpm_gateway.cloud, tpm_gateway.pki
-    )
-    soft_gw.set("device.cryptoki.mode", "module")
-    soft_gw.set("device.cryptoki.module_path", str(SOFTHSM_MODULE))
-    soft_gw.set("device.cryptoki.pin", softhsm_token.pin)
+    soft_gw = gateway_factory("module", token=softhsm_token, name="softhsm")
     rounds = 5
     figures: dict[str, tuple[list[float], list[float]]] = {}
     for spec in ("ec-p256", "rsa-2048"):
         tpm_key = software_tpm.generate_key(spec, label=f"bench-{spec}")
-        use_tpm_key(tpm_gateway, tpm_key, cn=f"device-tpm-{spec}")
+        tpm_gateway.use_key(tpm_key, cn=f"device-tpm-{spec}")
         figures[f"{spec} software TPM"] = _connack_seconds(tpm_gateway, rounds)
 
         soft_key = softhsm_token.generate_key(spec, label=f"bench-{spec}")
-        soft_gw.set("device.key_uri", soft_key.uri)
-        cert = soft_gw.pki.ca.issue_client(soft_key.public_key, f"device-soft-{spec}")
-        soft_gw.set("device.cert_path", str(cert))
+        soft_gw.use_key(soft_key, cn=f"device-soft-{spec}")
         figures[f"{spec} SoftHSM2"] = _connack_seconds(soft_gw, rounds)
 
     with capsys.disabled():

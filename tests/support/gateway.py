@@ -1,36 +1,59 @@
-"""A device's config dir wired to a local broker and a stand-in cloud.
+"""A device's config dir wired to a local broker and a stand-in cloud: one factory for every mode.
 
-    gw = new_gateway(tmp_path, local_broker, cloud_broker, pki)
-    gw.set("device.cryptoki.mode", "module")     # or "socket", see test_socket_mode
-    done = gw.agent("connect", "c8y")            # the real `agent` command
+    gw = gateway_factory("module", token=softhsm_token)   # or token=software_tpm
+    gw.new_device_key(softhsm_token, "ec-p256")           # on the token; cert from pki.ca
+    done = gw.agent("connect", "c8y")                     # the real `agent` command
+    up, down = gw.exchange(b"200,c8y_Temperature,T,25", b"510,device-001")
 
-Shared by the module-mode and socket-mode end-to-end tests; the cryptoki
-settings are each test's own.
+The mode is device.cryptoki.mode:
+
+- ``"off"``: the device key is a PEM file, ``pki.client(cn)``'s key and certificate.
+- ``"module"``: the agent loads ``token.module`` (SoftHSM2, or tpm2-pkcs11 for the
+  software TPM) and logs in with ``token.pin``; the key and its certificate are
+  the test's (``use_key``, ``new_device_key``).
+- ``"socket"``: the agent signs through the signing service at ``socket_path``
+  (tests/support/signing_service.py) and has neither a module path nor a PIN.
+
+Every gateway is set up for c8y with the fixtures' brokers and ``pki``; its
+config dir is ``<root>/etc-agent`` next to ``<root>/run`` and ``<root>/log``,
+``root`` being the test's ``tmp_path`` (or ``tmp_path / name``).
+
+Fixtures:
+
+- ``gateway_factory``: ``gateway_factory(mode, token=..., socket_path=..., name=...)``;
+  every bridge a gateway left running is stopped (``agent disconnect``) after the test.
+- ``gateway``: module mode on ``softhsm_token``, the README's case. A test module
+  that needs another mode defines its own ``gateway`` with the factory.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
-import os
 import subprocess
-import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, Protocol
 
-from edgeagent import errors
-from edgeagent.cli.exit_codes import exit_code_for
+import pytest
+
 from edgeagent.config import set_value
+from tests.support.agent_cli import AGENT as AGENT  # also importable from here, its old home
+from tests.support.agent_cli import exit_code as exit_code  # (idem)
+from tests.support.agent_cli import run_agent
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_probe import MqttProbe, client_tls_context
+from tests.support.mqtt_probe import MqttProbe, Received, client_tls_context
 from tests.support.pki import TestPki
-from tests.support.softhsm import SoftHsmKey
+from tests.support.softhsm import SoftHsmToken
+from tests.support.tokens import TokenKey
+from tests.support.tpm import SoftwareTpm
 
-AGENT = Path(sys.executable).with_name("agent")
+Mode = Literal["off", "module", "socket"]
 
 
-def exit_code(cls: type[errors.AgentError]) -> int:
-    """The `agent` command's exit code for an error class (edgeagent/cli/exit_codes.py)."""
-    return exit_code_for(cls("x"))
+Token = SoftHsmToken | SoftwareTpm
+"""A token the agent reaches in module mode (``.module``, ``.pin``, ``.generate_key``)."""
 
 
 @dataclass
@@ -46,15 +69,43 @@ class Gateway:
         set_value(self.config_dir, key, value)
 
     def agent(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir))
-        return subprocess.run(
-            [str(AGENT), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
+        return run_agent(*args, config_dir=self.config_dir, timeout=timeout)
+
+    @property
+    def root(self) -> Path:
+        return self.config_dir.parent
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    def bridge_pid(self, cloud: str = "c8y") -> int:
+        return int((self.run_dir / f"bridge-{cloud}.pid").read_text())
+
+    # -- the device key
+
+    def use_module(self, module: Path, pin: str) -> None:
+        """Module mode: the agent loads ``module`` and logs in with ``pin``."""
+        self.set("device.cryptoki.mode", "module")
+        self.set("device.cryptoki.module_path", str(module))
+        self.set("device.cryptoki.pin", pin)
+
+    def use_key(
+        self, key: TokenKey, *, uri: str | None = None, cn: str = "device-001", **cert: Any
+    ) -> None:
+        """``key`` (named by ``uri`` if given) is the device key, with a certificate for it."""
+        self.set("device.key_uri", uri or key.uri)
+        self.set("device.cert_path", str(issue_device_cert(self, key, cn, **cert)))
+
+    def new_device_key(
+        self, token: Token, spec: str = "ec-p256", *, label: str = "device-key", **cert: Any
+    ) -> TokenKey:
+        """Generate a key on ``token`` and make it the device key (``use_key``)."""
+        key = token.generate_key(spec, label=label)  # type: ignore[arg-type]
+        self.use_key(key, **cert)
+        return key
+
+    # -- the two brokers' sides
 
     def cloud_app(self) -> MqttProbe:
         """A client of the cloud broker: plays the cloud side of the conversation."""
@@ -65,18 +116,38 @@ class Gateway:
     def local_client(self) -> MqttProbe:
         return MqttProbe(self.local.host, self.local.port)
 
-    def use_module(self, module: Path, pin: str) -> None:
-        """Module mode: the agent loads ``module`` and logs in with ``pin``."""
-        self.set("device.cryptoki.mode", "module")
-        self.set("device.cryptoki.module_path", str(module))
-        self.set("device.cryptoki.pin", pin)
+    def exchange(self, up: bytes, down: bytes, *, timeout: float = 15) -> tuple[Received, Received]:
+        """One QoS 1 message each way through the running bridge; what arrived, one each.
 
-    @property
-    def run_dir(self) -> Path:
-        return self.config_dir.parent / "run"
+        ``up`` is published on the local c8y/s/us and must reach the cloud's
+        s/us; then ``down`` on the cloud's s/ds must reach the local c8y/s/ds.
+        """
+        with self.cloud_app() as cloud, self.local_client() as local:
+            cloud.subscribe("s/us", qos=1)
+            local.subscribe("c8y/s/ds", qos=1)
+            local.publish("c8y/s/us", up, qos=1)
+            [arrived_up] = cloud.wait_for(1, "s/us", timeout=timeout)
+            cloud.publish("s/ds", down, qos=1)
+            [arrived_down] = local.wait_for(1, "c8y/s/ds", timeout=timeout)
+        return arrived_up, arrived_down
 
-    def bridge_pid(self, cloud: str = "c8y") -> int:
-        return int((self.run_dir / f"bridge-{cloud}.pid").read_text())
+    def publish_while_the_cloud_is_away(self, count: int, *, timeout: float) -> builtins.set[int]:
+        """Publish 0..count-1 (QoS 1) on c8y/s/us with the cloud down, bring it back;
+        the numbers the cloud then received on s/us within ``timeout`` s."""
+        with self.local_client() as local:
+            self.cloud.stop()
+            for i in range(count):
+                local.publish("c8y/s/us", b"%05d" % i, qos=1, timeout=30)
+            self.cloud.start()
+            with self.cloud_app() as cloud:
+                cloud.subscribe("s/us", qos=1)
+                cloud.wait_for(count, "s/us", timeout=timeout)
+                return {int(m.payload) for m in cloud.messages}
+
+    def disconnect_all(self) -> None:
+        """Stop every bridge this gateway left running (`agent disconnect <cloud>`)."""
+        for pid_file in sorted(self.run_dir.glob("bridge-*.pid")):
+            self.agent("disconnect", pid_file.stem.removeprefix("bridge-"))
 
 
 def new_gateway(tmp_path: Path, local: Mosquitto, cloud: Mosquitto, pki: TestPki) -> Gateway:
@@ -91,6 +162,70 @@ def new_gateway(tmp_path: Path, local: Mosquitto, cloud: Mosquitto, pki: TestPki
     return gw
 
 
+def issue_device_cert(gw: Gateway, key: TokenKey, cn: str = "device-001", **cert: Any) -> Path:
+    """A client certificate from ``gw.pki.ca`` for the token key's public half."""
+    return gw.pki.ca.issue_client(key.public_key, cn, **cert)
+
+
+class GatewayFactory(Protocol):
+    """What ``gateway_factory`` yields; see the module docstring for the modes."""
+
+    def __call__(
+        self,
+        mode: Mode,
+        *,
+        token: Token | None = None,
+        socket_path: Path | None = None,
+        cn: str = "device-001",
+        name: str | None = None,
+    ) -> Gateway: ...
+
+
+@pytest.fixture
+def gateway_factory(
+    tmp_path: Path, local_broker: Mosquitto, cloud_broker: Mosquitto, pki: TestPki
+) -> Iterator[GatewayFactory]:
+    """Gateways in any mode on this test's brokers; their bridges stopped afterwards."""
+    made: list[Gateway] = []
+
+    def make(
+        mode: Mode,
+        *,
+        token: Token | None = None,
+        socket_path: Path | None = None,
+        cn: str = "device-001",
+        name: str | None = None,
+    ) -> Gateway:
+        root = tmp_path if name is None else tmp_path / name
+        gw = new_gateway(root, local_broker, cloud_broker, pki)
+        made.append(gw)
+        if mode == "off":
+            device = pki.client(cn)
+            gw.set("device.cryptoki.mode", "off")
+            gw.set("device.key_path", str(device.key_path))
+            gw.set("device.cert_path", str(device.cert_path))
+        elif mode == "module":
+            if token is None:
+                raise ValueError("module mode needs token= (a SoftHsmToken or the SoftwareTpm)")
+            gw.use_module(token.module, token.pin)
+        else:
+            if socket_path is None:
+                raise ValueError("socket mode needs socket_path= (the signing service's)")
+            gw.set("device.cryptoki.mode", "socket")
+            gw.set("device.cryptoki.socket_path", str(socket_path))
+        return gw
+
+    yield make
+    for gw in made:
+        gw.disconnect_all()
+
+
+@pytest.fixture
+def gateway(gateway_factory: GatewayFactory, softhsm_token: SoftHsmToken) -> Gateway:
+    """Module mode on ``softhsm_token``; the device key is the test's to choose."""
+    return gateway_factory("module", token=softhsm_token)
+
+
 def process_alive(pid: int) -> bool:
     from edgeagent.bridge.service import process_alive as alive
 
@@ -98,6 +233,8 @@ def process_alive(pid: int) -> bool:
 
 
 class Progress:
+    """A stand-in for the CLI's progress printer: records what connect reports."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
 
@@ -107,7 +244,3 @@ class Progress:
     def step(self, label: str) -> contextlib.nullcontext[None]:
         self.lines.append(label)
         return contextlib.nullcontext()
-
-
-def issue_device_cert(gw: Gateway, key: SoftHsmKey, cn: str = "device-001") -> Path:
-    return gw.pki.ca.issue_client(key.public_key, cn)

@@ -38,8 +38,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from edgeagent.pkcs11.module import loaded_module
 from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
+from tests.support.tokens import TokenKey, make_visible, private_key_uri
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 """Debian's path (a symlink into /usr/lib/<triplet>/softhsm/)."""
@@ -101,16 +101,7 @@ _KEYGEN = textwrap.dedent(
 )
 
 
-@dataclass(frozen=True)
-class SoftHsmKey:
-    """A key pair generated on a token."""
-
-    uri: str
-    """``pkcs11:token=...;object=...;id=...;type=private``"""
-    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-    label: str
-    id: bytes
-    spec: KeySpec
+SoftHsmKey = TokenKey  # its name before tests/support/tokens.py
 
 
 @dataclass(frozen=True)
@@ -128,7 +119,7 @@ class SoftHsmToken:
 
     def generate_key(
         self, spec: KeySpec, label: str | None = None, key_id: bytes | None = None
-    ) -> SoftHsmKey:
+    ) -> TokenKey:
         """Generate a key pair on the token; ``key_id`` defaults to a fresh one."""
         n = next(_counter)
         label = label if label is not None else f"key-{n}"
@@ -161,9 +152,8 @@ class SoftHsmToken:
         else:
             n, e = (int(v, 16) for v in values)
             public = rsa.RSAPublicNumbers(e, n).public_key()
-        id_text = "".join(f"%{b:02X}" for b in key_id)
-        uri = f"pkcs11:token={self.label};object={label};id={id_text};type=private"
-        return SoftHsmKey(uri=uri, public_key=public, label=label, id=key_id, spec=spec)
+        uri = private_key_uri(self.label, label, key_id)
+        return TokenKey(uri=uri, public_key=public, label=label, id=key_id, spec=spec)
 
 
 @dataclass(frozen=True)
@@ -201,13 +191,7 @@ class SoftHsm:
 
     def make_visible(self) -> None:
         """Re-initialise the module if this process loaded it, so new tokens show."""
-        module = loaded_module(self.module)
-        if module is not None and not module.rescan(min_interval=0):
-            open_on = [s.description.label for s in module.sessions.values()]
-            raise RuntimeError(
-                f"new SoftHSM token invisible: sessions still open on {open_on}; "
-                "close the signers of earlier tests"
-            )
+        make_visible(self.module, "new SoftHSM token")
 
 
 def _require_softhsm() -> None:

@@ -52,9 +52,9 @@ from typing import IO, Literal
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from edgeagent.pkcs11.module import loaded_module
 from edgeagent.signing.module_signer import open_module_signer
 from tests.support.ports import LOOPBACK, free_port, port_accepts
+from tests.support.tokens import TokenKey, make_visible, private_key_uri
 
 TPM2_PKCS11_MODULE = Path("/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so")
 """Debian's path (libtpm2-pkcs11-1), a symlink to ../libtpm2_pkcs11.so.1."""
@@ -64,6 +64,9 @@ SO_PIN = "12345678"
 TOKEN_LABEL = "edge-tpm"
 MAX_AUTH_FAIL = 16
 """Failed authorisations before the TPM locks out (swtpm's default is 3)."""
+LIBRARY_LOG = re.compile(r"^(ERROR|WARNING|WARN)(:|\b)|FAPI", re.MULTILINE)
+"""What tpm2-tss / tpm2-pkcs11 print on stderr when they log (``ERROR:esys:...``,
+``WARNING: Listing FAPI token objects failed ...``): never in a good run's output."""
 
 TpmKeySpec = Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]
 _PTOOL_ALGORITHM: dict[TpmKeySpec, str] = {
@@ -92,16 +95,7 @@ class SoftwareTpmError(RuntimeError):
     """The software TPM did not start or answer; the message carries the daemons' logs."""
 
 
-@dataclass(frozen=True)
-class TpmKey:
-    """A key pair generated inside the TPM, on the fixture's token."""
-
-    uri: str
-    """``pkcs11:token=...;object=...;id=...;type=private``"""
-    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-    label: str
-    id: bytes
-    spec: TpmKeySpec
+TpmKey = TokenKey  # its name before tests/support/tokens.py
 
 
 @dataclass
@@ -199,7 +193,7 @@ class SoftwareTpm:
             )
         return done.stdout
 
-    def generate_key(self, spec: TpmKeySpec, label: str | None = None) -> TpmKey:
+    def generate_key(self, spec: TpmKeySpec, label: str | None = None) -> TokenKey:
         """Generate a key pair inside the TPM; read its public half through the module."""
         n = next(_counter)
         label = label if label is not None else f"key-{n}"
@@ -219,22 +213,15 @@ class SoftwareTpm:
             _PTOOL_ALGORITHM[spec],
         )
         self.make_visible()
-        id_text = "".join(f"%{b:02X}" for b in key_id.encode())
-        uri = f"pkcs11:token={self.token_label};object={label};id={id_text};type=private"
+        uri = private_key_uri(self.token_label, label, key_id.encode())
         with open_module_signer(self.module, uri, self.pin) as signer:
             public = signer.public_key()
         assert isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey), public
-        return TpmKey(uri=uri, public_key=public, label=label, id=key_id.encode(), spec=spec)
+        return TokenKey(uri=uri, public_key=public, label=label, id=key_id.encode(), spec=spec)
 
     def make_visible(self) -> None:
         """Re-initialise the module if this process loaded it, so new keys show."""
-        module = loaded_module(self.module)
-        if module is not None and not module.rescan(min_interval=0):
-            open_on = [s.description.label for s in module.sessions.values()]
-            raise RuntimeError(
-                f"new TPM key invisible: sessions still open on {open_on}; "
-                "close the signers of earlier tests"
-            )
+        make_visible(self.module, "new TPM key")
 
     def lockout_counter(self) -> int:
         """TPM2_PT_LOCKOUT_COUNTER: failed authorisations the TPM is counting now."""

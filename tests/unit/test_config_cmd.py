@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import pytest
 
@@ -11,12 +10,7 @@ from edgeagent.cli import config_cmd
 from edgeagent.cli.exit_codes import exit_code_for
 from edgeagent.errors import AgentError
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("AGENT_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_agent_environment")
 
 
 def run(tmp_path, *argv: str) -> int:

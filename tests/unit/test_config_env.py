@@ -8,14 +8,7 @@ from edgeagent.config import AgentConfig, get, list_values, load_config, set_val
 from edgeagent.config.sources import AgentEnvSource
 from edgeagent.errors import InvalidConfigValue
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("AGENT_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_agent_environment")
 
 
 def test_env_names_map_to_keys():

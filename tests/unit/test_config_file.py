@@ -27,11 +27,7 @@ host = "127.0.0.1"
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("AGENT_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_agent_environment")
 
 
 def digest(path: Path) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,7 @@ url = "example.cumulocity.com"
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("AGENT_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_agent_environment")
 
 
 @pytest.fixture
