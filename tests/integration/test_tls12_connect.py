@@ -23,7 +23,6 @@ import pytest
 from edgeagent import errors
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.clouds.connect import bridge_plan
-from tests.support import tpm as _tpm
 from tests.support.gateway import AGENT, Gateway, exit_code, new_gateway
 from tests.support.mosquitto import Mosquitto, MosquittoFactory, TlsListener
 from tests.support.pki import ServerCredentials, TestPki
@@ -32,7 +31,6 @@ from tests.support.tpm import TPM2_PKCS11_MODULE, SoftwareTpm
 
 pytestmark = pytest.mark.integration
 
-software_tpm = _tpm.software_tpm  # the fixture, for this module's tests
 
 # Servers that accept client signatures of one RSA padding only (and ECDSA).
 PKCS1_ONLY = "rsa_pkcs1_sha256:rsa_pkcs1_sha384:ecdsa_secp256r1_sha256"
