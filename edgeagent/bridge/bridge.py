@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.errors import AgentError
 from edgeagent.mqtt.endpoint import Endpoint
@@ -84,6 +85,8 @@ class Bridge:
         self._sides = {id(self.local): _Side(self.local), id(self.cloud): _Side(self.cloud)}
         self._to_remote: dict[str, str | None] = {}
         self._to_local: dict[str, str | None] = {}
+        # Both-way rules: our own messages come back from the broker (echoes.py).
+        self._echoes = ExpectedEchoes(rules) if rules.may_echo else None
         self.forwarded = {"outbound": 0, "inbound": 0}
         self.dropped_oversize = 0
         self.up = threading.Event()
@@ -217,7 +220,12 @@ class Bridge:
     # -- forwarding (SessionEvents) ---------------------------------------------------------
 
     def on_message(self, session: MqttSession, message: Publish) -> None:
-        if session is self.local:
+        echoes = self._echoes
+        from_local = session is self.local
+        if echoes is not None and echoes.is_echo(from_local, message.topic, message.payload):
+            session.ack(message.packet_id, message.qos)  # our own copy, back from the broker
+            return
+        if from_local:
             topic = self._map(self._to_remote, self.rules.to_remote, message.topic)
             target, direction = self.cloud, "outbound"
             qos = min(message.qos, self._cloud_max_qos)
@@ -252,6 +260,8 @@ class Bridge:
         )
         if not target.publish(topic, message.payload, qos, retain, token):
             return  # QoS 0 with the other side down
+        if echoes is not None:
+            echoes.sent(not from_local, message.topic, topic, message.payload)
         self.forwarded[direction] += 1
         if message.qos and not qos:
             session.ack(message.packet_id, message.qos)  # downgraded: sent is all we get
