@@ -38,24 +38,39 @@ class _Route:
     # With no prefix, a filter starting with a wildcard never matches '$' topics.
     guards_dollar: bool
 
-    def apply(self, topic: str) -> str | None:
-        prefix = self.source_prefix
-        if not topic.startswith(prefix):
-            return None
-        if not self.levels:
-            return self.target_prefix if len(topic) == len(prefix) else None
-        rest = topic[len(prefix) :]
-        if self.guards_dollar and rest.startswith("$"):
-            return None
-        if not levels_match(self.levels, rest.split("/")):
-            return None
-        return self.target_prefix + rest
-
     @classmethod
     def compile(cls, source_prefix: str, target_prefix: str, topic: str) -> _Route:
         levels = tuple(topic.split("/")) if topic else ()
         guards = not source_prefix and topic[:1] in ("+", "#")
         return cls(source_prefix, target_prefix, levels, guards)
+
+
+def _apply(routes: tuple[_Route, ...], topic: str) -> str | None:
+    """The first route's mapping of ``topic``, or None."""
+    # Rules mostly share their prefix: split the rest of the topic once per prefix.
+    split_prefix: str | None = None
+    rest, rest_levels = "", [""]
+    for route in routes:
+        prefix = route.source_prefix
+        if not topic.startswith(prefix):
+            continue
+        levels = route.levels
+        if not levels:
+            if len(topic) == len(prefix):
+                return route.target_prefix
+            continue
+        if prefix != split_prefix:
+            split_prefix = prefix
+            rest = topic[len(prefix) :]
+            rest_levels = rest.split("/")
+        first = levels[0]
+        if first != rest_levels[0] and first != "+" and first != "#":
+            continue  # the common miss, without a call
+        if route.guards_dollar and rest.startswith("$"):
+            continue
+        if levels_match(levels, rest_levels):
+            return route.target_prefix + rest
+    return None
 
 
 class TopicRules:
@@ -113,19 +128,11 @@ class TopicRules:
 
     def to_remote(self, local_topic: str) -> str | None:
         """The cloud topic for a local one, or None if no outbound rule covers it."""
-        for route in self._out:
-            mapped = route.apply(local_topic)
-            if mapped is not None:
-                return mapped
-        return None
+        return _apply(self._out, local_topic)
 
     def to_local(self, remote_topic: str) -> str | None:
         """The local topic for a cloud one, or None if no inbound rule covers it."""
-        for route in self._in:
-            mapped = route.apply(remote_topic)
-            if mapped is not None:
-                return mapped
-        return None
+        return _apply(self._in, remote_topic)
 
 
 def _unique(filters: Iterable[str]) -> list[str]:
