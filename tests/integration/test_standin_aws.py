@@ -7,6 +7,7 @@ plus a loopback plain listener behind the front); the front is a Python
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -268,8 +269,24 @@ def test_the_front_can_reach_a_broker_over_tls(aws: AwsStandin) -> None:
     assert "u'aws-front'" in aws.broker.log_text()  # the hop's certificate, not the device's
 
 
+def _own_sockets_on(port: int) -> list[str]:
+    """This process's open TCP sockets with ``port`` at either end (from /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if port in (int(local.split(":")[1], 16), int(remote.split(":")[1], 16)):
+            inodes.add(f"socket:[{inode}]")
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in inodes:
+                found.append(fd.name)
+    return found
+
+
 def test_stop_leaves_no_thread_socket_or_listener_behind(aws: AwsStandin) -> None:
-    fds_before = len(os.listdir("/proc/self/fd"))
     threads_before = set(threading.enumerate())
     front = aws.front().start()
     port = front.port
@@ -277,12 +294,14 @@ def test_stop_leaves_no_thread_socket_or_listener_behind(aws: AwsStandin) -> Non
     refused = _tls_client(aws, port, None)
     half_open = socket.create_connection(("127.0.0.1", port))  # never says hello
     front.wait_for_connections(2)
+    assert _own_sockets_on(aws.broker.port)  # the relay's hop to the broker
     front.stop()
     assert all(not t.is_alive() for t in front.threads)
     assert set(threading.enumerate()) == threads_before
     assert _closed_by_server(idle)
     for sock in (idle, refused, half_open):
         sock.close()
-    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert _own_sockets_on(port) == []
+    assert _own_sockets_on(aws.broker.port) == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
