@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +30,7 @@ from tests.support.pki import ClientCredentials, TestPki
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
 THING = "thing-1"
 TEST_TOPIC = f"thinedge/devices/{THING}/test-connection"
 
@@ -305,3 +309,33 @@ def test_stop_leaves_no_thread_socket_or_listener_behind(aws: AwsStandin) -> Non
     assert _own_sockets_on(aws.broker.port) == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_the_front_from_the_command_line(aws: AwsStandin) -> None:
+    server = aws.pki.localhost_server
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            *("-m", "integration.standin", "aws-front"),
+            *("--cert", str(server.cert_path), "--key", str(server.key_path)),
+            *("--client-cafile", str(aws.pki.ca.cert_path)),
+            *("--backend", f"{aws.broker.host}:{aws.broker.port}"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        word, port = process.stdout.readline().split()
+        assert word == "ready"
+        with _tls_client(aws, int(port), [AWS_MQTT_ALPN]) as tls:
+            tls.sendall(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x1e\x00\x00")
+            assert tls.recv(4) == b"\x20\x02\x00\x00"
+        with _tls_client(aws, int(port), None) as tls:
+            assert _closed_by_server(tls)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
