@@ -261,7 +261,7 @@ class Bridge:
         if not target.publish(topic, message.payload, qos, retain, token):
             return  # QoS 0 with the other side down
         if echoes is not None:
-            echoes.sent(not from_local, message.topic, topic, message.payload)
+            echoes.sent(not from_local, message.topic, topic, message.payload, side_up=target.up)
         self.forwarded[direction] += 1
         if message.qos and not qos:
             session.ack(message.packet_id, message.qos)  # downgraded: sent is all we get

@@ -21,11 +21,13 @@ from the side it sent it to, and drops one such arrival. A one-topic rename
 does not map back and is not remembered: that echo is the answer we want.
 
 An echo the broker never sends (MQTT 5 no-local, mosquitto's bridge mode,
-a QoS 0 copy lost) leaves an entry behind; entries expire after `WINDOW`
-seconds and at most `LIMIT` are kept per side, so a stale one can only ever
-swallow one identical message (same topic, same payload) within the
-window. An echo that arrives later than that is forwarded once more and is
-then caught on its way back: a late echo costs one duplicate, never a loop.
+a QoS 0 copy lost) leaves an entry behind. Entries expire `WINDOW` seconds
+after they were sent (a message that waited for its side to come back:
+after that side next delivers anything), and at most `LIMIT` are kept per
+side, so a stale one can only ever swallow one identical message (same
+topic, same payload) within the window. An echo that arrives later than
+that is forwarded once more and is then caught on its way back: a late
+echo costs one duplicate, never a loop.
 """
 
 from __future__ import annotations
@@ -47,11 +49,23 @@ class _Side:
 
     def __init__(self) -> None:
         self.by_key: dict[_Key, deque[int]] = {}  # sequence numbers, oldest first
-        self.by_seq: OrderedDict[int, tuple[float, _Key]] = OrderedDict()  # oldest first
+        # (deadline, key), oldest first; no deadline yet: sent while the side was down.
+        self.by_seq: OrderedDict[int, tuple[float | None, _Key]] = OrderedDict()
+        self.undated: list[int] = []
 
-    def add(self, key: _Key, seq: int, deadline: float) -> None:
+    def add(self, key: _Key, seq: int, deadline: float | None) -> None:
         self.by_key.setdefault(key, deque()).append(seq)
         self.by_seq[seq] = (deadline, key)
+        if deadline is None:
+            self.undated.append(seq)
+
+    def date(self, deadline: float) -> None:
+        """The side is back: start the clock of what was sent to it while it was away."""
+        for seq in self.undated:
+            entry = self.by_seq.get(seq)
+            if entry is not None:
+                self.by_seq[seq] = (deadline, entry[1])
+        self.undated.clear()
 
     def take(self, key: _Key) -> bool:
         """Cross off the oldest entry for ``key``; False if there is none."""
@@ -72,24 +86,34 @@ class _Side:
             del self.by_key[key]
 
     def expire(self, now: float) -> None:
-        while self.by_seq and next(iter(self.by_seq.values()))[0] <= now:
+        while self.by_seq:
+            deadline = next(iter(self.by_seq.values()))[0]
+            if deadline is None or deadline > now:
+                return
             self.drop_oldest()
 
 
 class ExpectedEchoes:
     """The messages the bridge sent that a broker is about to hand back to it."""
 
-    def __init__(self, rules: TopicRules, window: float = WINDOW, limit: int = LIMIT) -> None:
+    def __init__(self, rules: TopicRules, window: float | None = None, limit: int = LIMIT) -> None:
         self._rules = rules
-        self._window = window
+        self._window = WINDOW if window is None else window
         self._limit = limit
         self._sides = {True: _Side(), False: _Side()}  # keyed by "is the local side"
         self._returns: dict[tuple[bool, str], bool] = {}
         self._seq = itertools.count()
         self.dropped = 0  # echoes recognised and not forwarded
 
-    def sent(self, to_local: bool, source_topic: str, topic: str, payload: bytes) -> None:
-        """The bridge published ``payload`` on ``topic``, taken from ``source_topic``."""
+    def sent(
+        self, to_local: bool, source_topic: str, topic: str, payload: bytes, *, side_up: bool
+    ) -> None:
+        """The bridge published ``payload`` on ``topic``, taken from ``source_topic``.
+
+        ``side_up``: the target is connected. A message queued for a side that
+        is down is sent when it comes back, however long that takes: its
+        window starts when that side next delivers anything.
+        """
         if not self._maps_back(to_local, source_topic, topic):
             return
         side = self._sides[to_local]
@@ -97,14 +121,18 @@ class ExpectedEchoes:
         side.expire(now)
         while len(side.by_seq) >= self._limit:
             side.drop_oldest()
-        side.add((topic, len(payload), hash(payload)), next(self._seq), now + self._window)
+        deadline = now + self._window if side_up else None
+        side.add((topic, len(payload), hash(payload)), next(self._seq), deadline)
 
     def is_echo(self, from_local: bool, topic: str, payload: bytes) -> bool:
         """Whether this arrival is one we expect back; if so, it is crossed off."""
         side = self._sides[from_local]
         if not side.by_seq:
             return False
-        side.expire(time.monotonic())
+        now = time.monotonic()
+        if side.undated:
+            side.date(now + self._window)
+        side.expire(now)
         if not side.take((topic, len(payload), hash(payload))):
             return False
         self.dropped += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeagent.bridge import echoes
 from edgeagent.bridge.bridge import Bridge
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.mqtt.endpoint import Endpoint
@@ -159,3 +160,27 @@ def test_test_connection_comes_back_as_connection_success(aws_bridge: RunningBri
     assert answer.payload == b"probe-1"
     assert len(copies) == 1
     assert aws_bridge.bridge.forwarded == {"outbound": 1, "inbound": 1}
+
+
+@pytest.fixture
+def short_echo_window(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(echoes, "WINDOW", 1.0)
+    return 1.0
+
+
+def test_a_shadow_message_held_through_a_cloud_outage_is_not_bounced_back(
+    short_echo_window: float, aws_bridge: RunningBridge
+) -> None:
+    bridge = aws_bridge.bridge
+    with aws_bridge.local_client() as local:
+        local.subscribe("aws/shadow/#", qos=1)
+        aws_bridge.cloud.stop()
+        _wait(lambda: not bridge.cloud.up, "the bridge to see the cloud gone")
+        local.publish("aws/shadow/update", b"during the outage", qos=1)
+        _wait(lambda: bridge.cloud.backlog == 1, "the bridge holding the message")
+        time.sleep(2.5 * short_echo_window)  # longer than an echo is waited for
+        aws_bridge.cloud.start()
+        _wait(lambda: bridge.cloud.up and bridge.cloud.backlog == 0, "delivery", timeout=30)
+        copies = _settled(local, "aws/shadow/update")
+    assert len(copies) == 1  # the device's own, from its broker: nothing came back
+    assert bridge.forwarded == {"outbound": 1, "inbound": 0}
