@@ -4,7 +4,7 @@
     if echoes.is_echo(from_local, message.topic, message.payload):
         ...                                  # ack it, forward nothing
     ...                                      # forward the message as `topic`, then:
-    echoes.sent(to_local, message.topic, topic, message.payload)
+    echoes.sent(to_local, message.topic, topic, message.payload, side_up=target.up)
 
 An MQTT 3.1.1 broker delivers a message to every subscription that matches
 it, the publisher's own included (there is no "no local"). Under a both-way
@@ -27,7 +27,8 @@ after that side next delivers anything), and at most `LIMIT` are kept per
 side, so a stale one can only ever swallow one identical message (same
 topic, same payload) within the window. An echo that arrives later than
 that is forwarded once more and is then caught on its way back: a late
-echo costs one duplicate, never a loop.
+echo costs one duplicate, never a loop (the one case left: a message in
+flight when its side dropped, back after an outage longer than the window).
 """
 
 from __future__ import annotations
