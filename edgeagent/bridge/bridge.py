@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.errors import AgentError
 from edgeagent.mqtt.endpoint import Endpoint
@@ -110,6 +111,8 @@ class Bridge:
         self._sides = (_Side(self.local), self._cloud_side)
         self._to_remote: dict[str, str | None] = {}
         self._to_local: dict[str, str | None] = {}
+        # Both-way rules: our own messages come back from the broker (echoes.py).
+        self._echoes = ExpectedEchoes(rules) if rules.may_echo else None
         self.forwarded = {"outbound": 0, "inbound": 0}
         self.dropped_oversize = 0
         self.up = threading.Event()
@@ -244,7 +247,12 @@ class Bridge:
     # -- forwarding (SessionEvents) ---------------------------------------------------------
 
     def on_message(self, session: MqttSession[Delivery], message: Publish) -> None:
-        if session is self.local:
+        echoes = self._echoes
+        from_local = session is self.local
+        if echoes is not None and echoes.is_echo(from_local, message.topic, message.payload):
+            session.ack(message.packet_id, message.qos)  # our own copy, back from the broker
+            return
+        if from_local:
             topic = self._map(self._to_remote, self.rules.to_remote, message.topic)
             target, direction = self.cloud, "outbound"
             qos = min(message.qos, self._cloud_max_qos)
@@ -281,6 +289,8 @@ class Bridge:
         )
         if not target.publish(topic, message.payload, qos=qos, retain=retain, token=token):
             return  # QoS 0 with the other side down
+        if echoes is not None:
+            echoes.sent(not from_local, message.topic, topic, message.payload, side_up=target.up)
         self.forwarded[direction] += 1
         if message.qos and not qos:
             session.ack(message.packet_id, message.qos)  # downgraded: sent is all we get

@@ -40,7 +40,7 @@ def read_plan(fd: int) -> BridgePlan:
 def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
     certificate = read_device_certificate(Path(plan.cert_path), plan.cert_path_key)
     anchors = load_trust_anchors(Path(plan.root_cert_path))
-    rules = TopicRules.load(Path(plan.rules_path))
+    rules = TopicRules.load(Path(plan.rules_path), device_id=certificate.device_id)
     signer = open_signer_from(plan.signer)
     try:
         check_matches_certificate(signer, certificate.leaf)
