@@ -9,11 +9,12 @@ import threading
 from typing import Any
 
 from edgeagent.bridge.bridge import Bridge
+from edgeagent.bridge.rule import BridgeRule
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.mqtt import packets as p
 from edgeagent.mqtt.endpoint import Endpoint
 
-RULES = TopicRules(local_prefix="c8y/", remote_prefix="", outbound=("s/us",), inbound=("s/ds",))
+RULES = TopicRules([BridgeRule("out", "c8y/", "", "s/us"), BridgeRule("in", "c8y/", "", "s/ds")])
 
 
 class FakeSocket:
