@@ -42,7 +42,9 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── CertificateUnreadable    missing / unreadable / not PEM
     │   ├── CertificateExists        refused: would overwrite a certificate file
     │   ├── CertificateKeyMismatch   the device certificate is not the key's
-    │   └── CertificateNotValidNow   the device certificate is expired or not yet valid
+    │   ├── CertificateNotValidNow   the device certificate is expired or not yet valid
+    │   ├── EnrolmentRefused         the EST server refused the request or answered nonsense
+    │   └── EnrolmentTimedOut        the EST server still said "not registered yet" at the deadline
     ├── TlsError
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
@@ -217,6 +219,14 @@ class CertificateKeyMismatch(CertificateError):
 
 class CertificateNotValidNow(CertificateError):
     """The device certificate is expired or not yet valid."""
+
+
+class EnrolmentRefused(CertificateError):
+    """The EST server refused the enrolment, could not be reached, or answered nonsense."""
+
+
+class EnrolmentTimedOut(CertificateError):
+    """The EST server still answered "not registered yet" when the wait ran out."""
 
 
 # -- TLS to the cloud ------------------------------------------------------------

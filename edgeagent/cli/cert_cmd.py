@@ -133,6 +133,95 @@ def _renew(args: argparse.Namespace) -> int:
     return OK
 
 
+ONE_TIME_PASSWORD_ENV = "EDGEAGENT_ONE_TIME_PASSWORD"  # noqa: S105 (a variable name)
+
+
+def _one_time_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated?): from --one-time-password-file (``-``: ask), the environment,
+    else a new one."""
+    import getpass
+    import os
+    import secrets
+    import string
+    import sys
+
+    from edgeagent.cli.pin_input import read_pin
+
+    file: Path | None = args.one_time_password_file
+    if file is not None and str(file) == "-":
+        if sys.stdin.isatty():
+            password = getpass.getpass("one-time password: ")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            from edgeagent.errors import MissingConfigValue
+
+            raise MissingConfigValue("empty one-time password", "give the password on stdin")
+        return password, False
+    if file is not None or os.environ.get(ONE_TIME_PASSWORD_ENV):
+        password = read_pin(
+            "one-time password",
+            file=file,
+            file_option="--one-time-password-file",
+            env_var=ONE_TIME_PASSWORD_ENV,
+        )
+        return password, False
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(24)), True
+
+
+def _download(args: argparse.Namespace) -> int:
+    from edgeagent.certs.enrol import download
+    from edgeagent.cli.pin_input import CliPins
+    from edgeagent.config import load_config
+    from edgeagent.hsm.device_key import ensure_device_key
+
+    config_dir = config_dir_from(args)
+    cloud = _cloud(args)
+    pins = CliPins(args, load_config(config_dir))
+    made = ensure_device_key(config_dir, cloud, pins, notify=note)
+    if made is not None:
+        note(f"no device key yet: created {made.entry.kind} key {made.entry.label!r}")
+        note(f"  {made.entry.uri}")
+    password, generated = _one_time_password(args)
+    if generated:
+        # The one place the password is shown: the person registering the device needs it.
+        print(f"register the device in {cloud} before {args.max_wait:.0f} s have passed:")
+        if cloud == "c8y":
+            print("  Cumulocity: Devices > Registration > Register device > General")
+            print("  (certificate authority / one-time password)")
+        print(f"  device id:          {args.device_id}")
+        print(f"  one-time password:  {password}", flush=True)
+    done = download(
+        config_dir,
+        cloud,
+        args.device_id,
+        password,
+        est_url=args.est_url,
+        force=args.force,
+        retry_every=args.retry_every,
+        max_wait=args.max_wait,
+        notify=note,
+    )
+    if done.replaced:
+        note(f"replaced the previous certificate: {done.replaced}")
+    print(done.path)
+    note(
+        f"certificate for {done.subject} from {done.issuer}, valid until "
+        f"{done.not_after:%Y-%m-%d %H:%M} UTC, for {done.key_location} "
+        f"({done.server}, {done.attempts} request(s))"
+    )
+    note(f"next: agent connect {cloud}")
+    return OK
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, *, rsa: bool = True) -> None:
     add_cloud(parser, optional="whose device.* settings; default: the first of them")
     if rsa:
@@ -193,6 +282,57 @@ def register(sub: Subparsers) -> None:
     )
     _common(show, rsa=False)
     show.set_defaults(run=_show)
+
+    download = add_command(
+        actions,
+        "download",
+        "enrol: get the device certificate from the cloud's EST service (key made if none)",
+        example="agent cert download c8y --device-id device-042\n"
+        "agent cert download c8y --device-id device-042 --one-time-password-file otp.txt",
+        description="Enrol the device: make sure the device key exists on the token (made as "
+        "`agent hsm create-key` does when there is none), send a CSR signed by it (CN = the "
+        "device id) to the EST service (RFC 7030 simpleenroll; Cumulocity: c8y.http) with "
+        "HTTP Basic device id : one-time password, and install the certificate at "
+        "device.cert_path. Without a password, one is generated and printed with the "
+        "registration step; the command then asks again, backing off, until the device is "
+        f"registered or --max-wait passes. The password may come from ${ONE_TIME_PASSWORD_ENV}; "
+        "it is never logged. A working certificate is replaced only with --force.",
+    )
+    download.add_argument(
+        "--device-id", metavar="ID", required=True, help="the device id: becomes the CN"
+    )
+    download.add_argument(
+        "--one-time-password-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the one-time password ('-': ask, or read stdin); "
+        "default: $" + ONE_TIME_PASSWORD_ENV + ", else a new one is generated and printed",
+    )
+    download.add_argument(
+        "--est-url",
+        metavar="URL",
+        help="another RFC 7030 EST server, https://host[:port][/.well-known/est]",
+    )
+    download.add_argument(
+        "--force", action="store_true", help="replace a working certificate at device.cert_path"
+    )
+    download.add_argument(
+        "--retry-every",
+        type=_seconds,
+        metavar="SECONDS",
+        default=5.0,
+        help="first wait while not registered, doubled up to 60 (default %(default)s)",
+    )
+    download.add_argument(
+        "--max-wait",
+        type=_seconds,
+        metavar="SECONDS",
+        default=600.0,
+        help="give up when not registered after this long (default %(default)s)",
+    )
+    add_pin_file(download, "file holding the user PIN (creating the key)")
+    _common(download, rsa=False)
+    download.set_defaults(run=_download)
 
     renew = add_command(
         actions,

@@ -40,6 +40,8 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.CertificateKeyMismatch, 41),
     (errors.CertificateNotValidNow, 42),
     (errors.CertificateExists, 43),
+    (errors.EnrolmentRefused, 44),
+    (errors.EnrolmentTimedOut, 45),
     (errors.ServerCertificateUntrusted, 50),
     (errors.ServerHostnameMismatch, 51),
     (errors.ServerCertificateExpired, 52),

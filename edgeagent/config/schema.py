@@ -278,6 +278,20 @@ class C8yConfig(CloudConfig):
         "The Cumulocity tenant's MQTT endpoint, host[:port]; port 8883 when omitted.",
         "example.cumulocity.com",
     )
+    http: HostPort | None = key(
+        "The Cumulocity tenant's HTTPS endpoint, host[:port] (port 443 when omitted): "
+        "where `agent cert download|renew c8y` reach its EST service "
+        "(/.well-known/est/...). Unset: c8y.url's host on port 443.",
+        "example.cumulocity.com",
+    )
+
+    def http_host_port(self) -> tuple[str, int]:
+        """The HTTPS endpoint: c8y.http, else c8y.url's host, port 443 unless named."""
+        if self.http is not None:
+            host, port = parse_host_port(self.http)
+            return host, port if port is not None else 443
+        host, _ = self.host_port()
+        return host, 443
 
 
 # -- local broker, files -----------------------------------------------------------

@@ -27,6 +27,7 @@ EXPECTED_KEYS = {
     "c8y.device.key_path",
     "c8y.device.key_pin",
     "c8y.tls.min_version",
+    "c8y.http",
     "mqtt.client.host",
     "mqtt.client.port",
     "mqtt.bridge.built_in",
