@@ -234,14 +234,18 @@ def renew(
     output: Path | None = None,
     days: int = 365,
     rsa_pss: bool = False,
+    csr: bool = False,
 ) -> RenewOutcome:
-    """Renew with the current key, or with ``new_key_uri`` (made by create-key)."""
+    """Renew with the current key, or with ``new_key_uri`` (made by create-key).
+
+    ``csr``: a CSR even for a self-signed certificate.
+    """
     config = load_config(config_dir)
     cert_path = _cert_path(config, cloud)
     current = read_device_certificate(cert_path, _cert_key(config, cloud))
     names = current.leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     device_id = str(names[0].value) if names else current.device_id
-    self_signed = current.leaf.issuer == current.leaf.subject
+    self_signed = current.leaf.issuer == current.leaf.subject and not csr
     key_setting = _key_uri_key(config, cloud)
     with _open(config, cloud, new_key_uri) as signer:
         if self_signed:

@@ -134,7 +134,13 @@ def enroll_until_registered(
 
 def install_certificate(path: Path, certificates: list[x509.Certificate]) -> None:
     """Write the chain (leaf first) as PEM beside ``path``, then rename it over: all or nothing."""
-    data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+    install_certificate_pem(
+        path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+    )
+
+
+def install_certificate_pem(path: Path, data: bytes) -> None:
+    """``data`` at ``path`` by write-beside, fsync and rename: readers see old or new, whole."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -31,6 +31,7 @@ import base64
 import binascii
 import http.client
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,9 @@ class EstServer:
     roots: Path
     path: str = EST_PATH
     timeout: float = 30.0
+    connection: Callable[[EstServer], http.client.HTTPConnection] | None = None
+    """How to reach it: default, Python's ``ssl`` (server auth only); for TLS client
+    authentication by the device key, :func:`edgeagent.certs.est_tls.client_cert_connection`."""
 
     @property
     def url(self) -> str:
@@ -178,6 +182,8 @@ class EstServer:
         return context
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.connection is not None:
+            return self.connection(self)
         return http.client.HTTPSConnection(
             self.host, self.port, timeout=self.timeout, context=self.ssl_context()
         )

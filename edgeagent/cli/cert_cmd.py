@@ -97,11 +97,88 @@ def _show(args: argparse.Namespace) -> int:
     return OK
 
 
-def _renew(args: argparse.Namespace) -> int:
-    from edgeagent.certs.commands import renew
+def _duration(text: str) -> datetime.timedelta:
+    """``30d``, ``12h``, ``90m``, ``3600s`` (a bare number is days)."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    unit = text[-1:] if text[-1:] in units else "d"
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number and d, h, m or s") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return datetime.timedelta(**{units[unit]: value})
 
+
+def _by_est(args: argparse.Namespace, config_dir: Path, cloud: str) -> bool:
+    """EST unless --csr, or a self-signed certificate without --est-url (today's renewal)."""
+    if args.csr:
+        return False
+    if args.est_url:
+        return True
+    from edgeagent.config import load_config
+    from edgeagent.signing.certificate import read_device_certificate
+
+    identity = load_config(config_dir).identity(cloud)
+    leaf = read_device_certificate(identity.cert_path, identity.cert_path_key).leaf
+    return leaf.issuer != leaf.subject
+
+
+def _renew(args: argparse.Namespace) -> int:
     config_dir = config_dir_from(args)
     cloud = _cloud(args)
+    if args.if_expiring_within is not None:
+        from edgeagent.clouds.cert_renewal import not_due
+
+        later = not_due(config_dir, cloud, args.if_expiring_within)
+        if later is not None:
+            print(
+                f"not renewed: the certificate is valid until {later.not_after:%Y-%m-%d %H:%M} "
+                f"UTC; it will be renewed from {later.renew_from:%Y-%m-%d %H:%M} UTC"
+            )
+            return OK
+    if _by_est(args, config_dir, cloud):
+        return _renew_by_est(args, config_dir, cloud)
+    return _renew_locally(args, config_dir, cloud)
+
+
+def _renew_by_est(args: argparse.Namespace, config_dir: Path, cloud: str) -> int:
+    from edgeagent.cli.pin_input import CliPins
+    from edgeagent.clouds.cert_renewal import renew_by_est
+    from edgeagent.config import load_config
+
+    if args.output is not None:
+        from edgeagent.errors import UsageError
+
+        raise UsageError("--output is for --csr", "leave it out: EST renews device.cert_path")
+    renewed = renew_by_est(
+        config_dir,
+        cloud,
+        pins=CliPins(args, load_config(config_dir)),
+        est_url=args.est_url,
+        new_key=args.new_key,
+        key_spec=args.type,
+        key_label=args.label,
+        keep_old_key=args.keep_old_key,
+        notify=note,
+    )
+    print(renewed.path)
+    note(
+        f"renewed certificate for {renewed.subject}, valid until "
+        f"{renewed.not_after:%Y-%m-%d %H:%M} UTC ({renewed.server}, {renewed.auth}); "
+        f"tried with the cloud first ({renewed.trial_seconds * 1000:.0f} ms to CONNACK)"
+    )
+    if renewed.new_key_uri:
+        note(f"{renewed.key_setting} switched to the new key: {renewed.new_key_uri}")
+    if renewed.reconnected:
+        note(f"the {cloud} bridge was reconnected with it")
+    return OK
+
+
+def _renew_locally(args: argparse.Namespace, config_dir: Path, cloud: str) -> int:
+    from edgeagent.certs.commands import renew
+
     new_key_uri = None
     if args.new_key:
         from edgeagent.cli.pin_input import CliPins
@@ -119,6 +196,7 @@ def _renew(args: argparse.Namespace) -> int:
         output=args.output,
         days=args.days,
         rsa_pss=args.rsa_pss,
+        csr=args.csr,
     )
     what = (
         "renewed self-signed certificate"
@@ -337,8 +415,17 @@ def register(sub: Subparsers) -> None:
     renew = add_command(
         actions,
         "renew",
-        "re-issue a self-signed certificate, or make a CSR for a CA-issued one",
-        example="agent cert renew --new-key",
+        "renew the certificate: by EST (tried with the cloud first), self-signed, or a CSR",
+        example="agent cert renew c8y\n"
+        "agent cert renew c8y --new-key --if-expiring-within 30d\n"
+        "agent cert renew c8y --est-url https://est.example.com/.well-known/est",
+        description="A CA-issued certificate is renewed by EST (RFC 7030 simplereenroll): "
+        "Cumulocity's, authenticated by a token fetched through the running bridge, or any "
+        "EST server (--est-url), authenticated by the current certificate (TLS client "
+        "authentication, the token signs). The new certificate (and key, --new-key) is tried "
+        "with the cloud (TLS + CONNACK) before device.cert_path and the key URI are switched "
+        "and the bridge reconnected; on any failure the old ones stay. A self-signed "
+        "certificate is re-issued in place, as before; --csr writes a CSR for a CA instead.",
     )
     renew.add_argument("--new-key", action="store_true", help="with a new key (create-key)")
     renew.add_argument("--type", choices=KEY_SPECS, help="new key's type (default: as now)")
@@ -349,6 +436,27 @@ def register(sub: Subparsers) -> None:
         "--output", type=Path, metavar="FILE", help="where to write (default: as create/csr)"
     )
     renew.add_argument("--days", type=int, metavar="DAYS", default=365, help="self-signed validity")
+    renew.add_argument(
+        "--csr", action="store_true", help="write a CSR for a CA to sign (no EST, nothing switched)"
+    )
+    renew.add_argument(
+        "--est-url",
+        metavar="URL",
+        help="an RFC 7030 EST server, https://host[:port][/.well-known/est]; "
+        "authenticated by the current certificate",
+    )
+    renew.add_argument(
+        "--keep-old-key",
+        action="store_true",
+        help="with --new-key: keep the old key on the token (default: deleted once the new one "
+        "connected)",
+    )
+    renew.add_argument(
+        "--if-expiring-within",
+        type=_duration,
+        metavar="DURATION",
+        help="renew only when the certificate ends within DURATION (30d, 12h); else say when",
+    )
     add_pin_file(renew, "file holding the user PIN (--new-key)")
     _common(renew)
     renew.set_defaults(run=_renew)
