@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import secrets
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -62,8 +63,9 @@ def fetch_c8y_token(host: str, port: int, *, timeout: float = 30.0) -> str:
         client.subscribe(ANSWER_TOPIC, qos=1)
         _wait_for(events, "suback", timeout)
         client.publish(REQUEST_TOPIC, b"", qos=1)
+        deadline = time.monotonic() + timeout
         while True:
-            payload = _wait_for(events, "message", timeout)
+            payload = _wait_for(events, "message", max(deadline - time.monotonic(), 0.01))
             if isinstance(payload, bytes) and payload.startswith(b"71,"):
                 return payload[3:].decode("ascii", "replace").strip()
     finally:
@@ -72,9 +74,10 @@ def fetch_c8y_token(host: str, port: int, *, timeout: float = 30.0) -> str:
 
 
 def _wait_for(events: queue.Queue[tuple[str, Any]], wanted: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
     try:
         while True:
-            kind, value = events.get(timeout=timeout)
+            kind, value = events.get(timeout=max(deadline - time.monotonic(), 0.01))
             if kind == wanted:
                 return value
     except queue.Empty:

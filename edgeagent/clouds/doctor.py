@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from edgeagent.pkcs11.uri import Pkcs11Uri
 
 
+RENEWAL_WARNING = datetime.timedelta(days=30)
+"""Doctor warns when the device certificate has less than this left (the timer renews then)."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     label: str
@@ -187,7 +191,13 @@ def _certificate(state: _State) -> str:
         )
     state.certificate = certificate
     days = (leaf.not_valid_after_utc - now).days
-    return f"{certificate.device_id}, valid for {days} more days"
+    detail = f"{certificate.device_id}, valid for {days} more days"
+    if leaf.not_valid_after_utc - now < RENEWAL_WARNING:
+        detail += (
+            f"; warning: under {RENEWAL_WARNING.days} days left: "
+            f"agent cert renew {state.cloud} (or enable agent-cert-renew@{state.cloud}.timer)"
+        )
+    return detail
 
 
 def _resolves(state: _State) -> str:
