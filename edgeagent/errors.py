@@ -33,6 +33,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── TokenAmbiguous           several tokens could be meant and none was named
     │   ├── TokenInUse               refused: re-initialising a token that holds keys
     │   ├── KeyInUse                 refused: deleting a key a *.key_uri names
+    │   ├── KeyPolicyRefused         device.key_policy = hardware, and the key is not such a key
     │   └── TokenOperationFailed     any other CKR_* (named)
     ├── SigningServiceError          anything between us and `agent p11-server`
     │   ├── SignerUnreachable        the signing service's socket does not answer
@@ -173,6 +174,10 @@ class TokenInUse(TokenError):
 
 class KeyInUse(TokenError):
     """Refused: a configured key URI names the key; nothing was deleted."""
+
+
+class KeyPolicyRefused(TokenError):
+    """device.key_policy is 'hardware' and the key was imported, is extractable, or is not known."""
 
 
 class TokenOperationFailed(TokenError):

@@ -39,6 +39,7 @@ from edgeagent.errors import (
     UsageError,
 )
 from edgeagent.signing.certificate import read_device_certificate
+from edgeagent.signing.key_policy import enforce_key_policy
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
@@ -202,6 +203,7 @@ def download(
             f"no EST server is known for {cloud}", "pass --est-url https://host/.well-known/est"
         )
     with open_signer(config, identity) as signer:
+        enforce_key_policy(config, signer)
         replaced = None
         if identity.cert_path.exists():
             problem = working_certificate_problem(config, cloud, signer)

@@ -88,6 +88,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"validity:    {validity} ({state})")
     print(f"signature:   {report.signature}")
     print(f"key:         {report.key_location or report.key_problem}")
+    print(f"key origin:  {report.key_origin}")
     matches = {True: "yes", False: "NO", None: "unknown (key not opened)"}[report.key_matches]
     print(f"key matches: {matches}")
     if report.key_matches is False:

@@ -35,6 +35,7 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.TokenAmbiguous, 30),
     (errors.TokenInUse, 31),
     (errors.KeyInUse, 32),
+    (errors.KeyPolicyRefused, 33),
     (errors.TokenOperationFailed, 39),
     (errors.CertificateUnreadable, 40),
     (errors.CertificateKeyMismatch, 41),

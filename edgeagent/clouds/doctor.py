@@ -30,6 +30,7 @@ from edgeagent.errors import (
     KeyNotFound,
 )
 from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
+from edgeagent.signing.key_policy import describe_origin, enforce_key_policy
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
@@ -90,6 +91,7 @@ def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
     elif mode == "socket":
         yield "signing service answers", lambda: _service_answers(state)
     yield "key found and unique", lambda: _key_found(state)
+    yield "key origin (device.key_policy)", lambda: _key_origin(state)
     yield "certificate matches the key and is valid now", lambda: _certificate(state)
     yield "cloud host resolves", lambda: _resolves(state)
     yield "TLS handshake and MQTT CONNACK", lambda: _handshake(state)
@@ -173,6 +175,12 @@ def _key_found(state: _State) -> str:
             "set device.key_uri (or <cloud>.device.key_uri) to the URI of one key",
         )
     return state.signer.location
+
+
+def _key_origin(state: _State) -> str:
+    assert state.config is not None and state.signer is not None
+    enforce_key_policy(state.config, state.signer)
+    return f"{describe_origin(state.signer)}; policy {state.config.device.key_policy}"
 
 
 def _certificate(state: _State) -> str:

@@ -33,6 +33,7 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
         "AGENT_DEVICE_CERT_PATH",
     ),
     "device.key_pin": ("the token's user PIN", None, "AGENT_DEVICE_KEY_PIN"),
+    "device.key_policy": ("one of: any, hardware", "any", "AGENT_DEVICE_KEY_POLICY"),
     "c8y.url": ("host[:port] without a scheme, port 1..65535", None, "AGENT_C8Y_URL"),
     "c8y.root_cert_path": ("an absolute path", "/etc/ssl/certs", "AGENT_C8Y_ROOT_CERT_PATH"),
     "c8y.device.key_uri": (

@@ -94,6 +94,7 @@ HostPort = Annotated[
 Pin = Annotated[SecretStr, BeforeValidator(_pin_text), Format("the token's user PIN")]
 Port = Annotated[int, Field(ge=1, le=65535), Format("an integer 1..65535")]
 CryptokiMode = Literal["off", "module", "socket"]
+KeyPolicy = Literal["any", "hardware"]
 
 
 class Section(BaseModel):
@@ -161,6 +162,16 @@ class DeviceConfig(Section):
         "device.key_pin, the key URI's pin-source (a file), its pin-value, "
         "device.cryptoki.pin.",
         "123456",
+    )
+    key_policy: KeyPolicy = key(
+        "Which device keys the agent accepts. 'any': whatever key is configured. "
+        "'hardware': only a key generated on the token that can never leave it "
+        "(CKA_LOCAL, CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE all true): an "
+        "imported or extractable key, one whose module does not report these, socket "
+        "mode (its protocol does not carry them yet) and mode 'off' (a key file) are "
+        "refused by connect, doctor, renew and the CSR and certificate commands.",
+        "hardware",
+        default="any",
     )
 
 

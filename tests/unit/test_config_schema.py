@@ -20,6 +20,7 @@ EXPECTED_KEYS = {
     "device.key_path",
     "device.cert_path",
     "device.key_pin",
+    "device.key_policy",
     "c8y.url",
     "c8y.root_cert_path",
     "c8y.device.key_uri",
