@@ -19,7 +19,8 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── InvalidConfigValue       a value the schema refuses
     │   ├── MissingConfigValue       a key this action needs is not set
     │   ├── ConfigWriteError         agent.toml could not be written (file unchanged)
-    │   └── UnknownCloud             a cloud name the agent does not know
+    │   ├── UnknownCloud             a cloud name the agent does not know
+    │   └── KeyPolicyRefused         device.key_policy = hardware, and the key is not such a key
     ├── TokenError                   anything on the PKCS#11 side
     │   ├── ModuleLoadError          module missing, unreadable, not PKCS#11
     │   ├── TokenAccessDenied        no permission on the token's store or device
@@ -33,7 +34,6 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── TokenAmbiguous           several tokens could be meant and none was named
     │   ├── TokenInUse               refused: re-initialising a token that holds keys
     │   ├── KeyInUse                 refused: deleting a key a *.key_uri names
-    │   ├── KeyPolicyRefused         device.key_policy = hardware, and the key is not such a key
     │   └── TokenOperationFailed     any other CKR_* (named)
     ├── SigningServiceError          anything between us and `agent p11-server`
     │   ├── SignerUnreachable        the signing service's socket does not answer
@@ -121,6 +121,10 @@ class UnknownCloud(ConfigError):
     """A cloud name the agent does not know (the cloud registry lists those it does)."""
 
 
+class KeyPolicyRefused(ConfigError):
+    """device.key_policy is 'hardware' and the key was imported, is extractable, or is not known."""
+
+
 # -- PKCS#11 tokens ------------------------------------------------------------
 
 
@@ -174,10 +178,6 @@ class TokenInUse(TokenError):
 
 class KeyInUse(TokenError):
     """Refused: a configured key URI names the key; nothing was deleted."""
-
-
-class KeyPolicyRefused(TokenError):
-    """device.key_policy is 'hardware' and the key was imported, is extractable, or is not known."""
 
 
 class TokenOperationFailed(TokenError):
