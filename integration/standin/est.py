@@ -244,8 +244,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return "bearer", "*" if value in self.standin.tokens else None
         peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
         if peer and operation == "simplereenroll":
-            subject = dict(item for rdn in peer.get("subject", ()) for item in rdn)
-            return "client-certificate", str(subject.get("commonName"))
+            names = [
+                str(item[1])
+                for rdn in peer.get("subject", ())
+                for item in rdn
+                if isinstance(item, tuple) and item[0] == "commonName"
+            ]
+            return "client-certificate", names[0] if names else None
         return (scheme.lower() or "none"), None
 
     def _answer(self, operation: str, device: str | None, body: bytes) -> tuple[int, bytes, str]:
