@@ -19,7 +19,8 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── InvalidConfigValue       a value the schema refuses
     │   ├── MissingConfigValue       a key this action needs is not set
     │   ├── ConfigWriteError         agent.toml could not be written (file unchanged)
-    │   └── UnknownCloud             a cloud name the agent does not know
+    │   ├── UnknownCloud             a cloud name the agent does not know
+    │   └── KeyPolicyRefused         device.key_policy = hardware, and the key is not such a key
     ├── TokenError                   anything on the PKCS#11 side
     │   ├── ModuleLoadError          module missing, unreadable, not PKCS#11
     │   ├── TokenAccessDenied        no permission on the token's store or device
@@ -42,7 +43,9 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── CertificateUnreadable    missing / unreadable / not PEM
     │   ├── CertificateExists        refused: would overwrite a certificate file
     │   ├── CertificateKeyMismatch   the device certificate is not the key's
-    │   └── CertificateNotValidNow   the device certificate is expired or not yet valid
+    │   ├── CertificateNotValidNow   the device certificate is expired or not yet valid
+    │   ├── EnrolmentRefused         the EST server refused the request or answered nonsense
+    │   └── EnrolmentTimedOut        the EST server still said "not registered yet" at the deadline
     ├── TlsError
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
@@ -117,6 +120,10 @@ class ConfigWriteError(ConfigError):
 
 class UnknownCloud(ConfigError):
     """A cloud name the agent does not know (the cloud registry lists those it does)."""
+
+
+class KeyPolicyRefused(ConfigError):
+    """device.key_policy is 'hardware' and the key was imported, is extractable, or is not known."""
 
 
 # -- PKCS#11 tokens ------------------------------------------------------------
@@ -218,6 +225,14 @@ class CertificateKeyMismatch(CertificateError):
 
 class CertificateNotValidNow(CertificateError):
     """The device certificate is expired or not yet valid."""
+
+
+class EnrolmentRefused(CertificateError):
+    """The EST server refused the enrolment, could not be reached, or answered nonsense."""
+
+
+class EnrolmentTimedOut(CertificateError):
+    """The EST server still answered "not registered yet" when the wait ran out."""
 
 
 # -- TLS to the cloud ------------------------------------------------------------

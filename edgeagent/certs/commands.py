@@ -35,6 +35,7 @@ from edgeagent.errors import (
 )
 from edgeagent.pkcs11.keyspecs import KeySpec
 from edgeagent.signing.certificate import read_device_certificate
+from edgeagent.signing.key_policy import describe_origin, enforce_key_policy
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
@@ -78,7 +79,13 @@ def _open(config: AgentConfig, cloud: str, key_uri: str | None = None) -> Signer
     identity = config.identity(cloud)
     if key_uri is not None:
         identity = replace(identity, key_uri=key_uri)
-    return open_signer(config, identity)
+    signer = open_signer(config, identity)
+    try:
+        enforce_key_policy(config, signer)
+    except BaseException:
+        signer.close()
+        raise
+    return signer
 
 
 def _self_signed(signer: Signer, path: Path, device_id: str, days: int, rsa_pss: bool) -> Written:
@@ -167,6 +174,9 @@ class CertReport:
     key_matches: bool | None
     """None when the key could not be opened (key_problem says why)."""
     key_problem: str = ""
+    key_origin: str = ""
+    """CKA_LOCAL / CKA_NEVER_EXTRACTABLE / CKA_ALWAYS_SENSITIVE, summed up (or unknown)."""
+    key_policy: str = "any"
 
     @property
     def valid_now(self) -> bool:
@@ -186,13 +196,15 @@ def show(config_dir: Path, *, cloud: str) -> CertReport:
     location: str | None = None
     matches: bool | None = None
     problem = ""
+    origin = "unknown (key not opened)"
     try:
-        signer = _open(config, cloud)
+        signer = open_signer(config, config.identity(cloud))
     except AgentError as error:
         problem = error.cause
     else:
         with signer:
             location = signer.location
+            origin = describe_origin(signer)
             try:
                 check_matches_certificate(signer, leaf)
                 matches = True
@@ -210,6 +222,8 @@ def show(config_dir: Path, *, cloud: str) -> CertReport:
         key_location=location,
         key_matches=matches,
         key_problem=problem,
+        key_origin=origin,
+        key_policy=config.device.key_policy,
     )
 
 
@@ -234,14 +248,18 @@ def renew(
     output: Path | None = None,
     days: int = 365,
     rsa_pss: bool = False,
+    csr: bool = False,
 ) -> RenewOutcome:
-    """Renew with the current key, or with ``new_key_uri`` (made by create-key)."""
+    """Renew with the current key, or with ``new_key_uri`` (made by create-key).
+
+    ``csr``: a CSR even for a self-signed certificate.
+    """
     config = load_config(config_dir)
     cert_path = _cert_path(config, cloud)
     current = read_device_certificate(cert_path, _cert_key(config, cloud))
     names = current.leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     device_id = str(names[0].value) if names else current.device_id
-    self_signed = current.leaf.issuer == current.leaf.subject
+    self_signed = current.leaf.issuer == current.leaf.subject and not csr
     key_setting = _key_uri_key(config, cloud)
     with _open(config, cloud, new_key_uri) as signer:
         if self_signed:

@@ -8,6 +8,7 @@ from edgeagent.clouds.profile import CloudProfile
 from edgeagent.config import AgentConfig
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
+from edgeagent.signing.key_policy import enforce_key_policy
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
@@ -47,6 +48,7 @@ def open_device(config: AgentConfig, profile: CloudProfile) -> Device:
     anchors = load_trust_anchors(profile.root_cert_path)
     signer = open_signer(config, identity)
     try:
+        enforce_key_policy(config, signer)
         check_matches_certificate(signer, certificate.leaf)
         tls = TlsClientContext(
             signer,

@@ -30,6 +30,7 @@ from edgeagent.errors import (
     KeyNotFound,
 )
 from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
+from edgeagent.signing.key_policy import describe_origin, enforce_key_policy
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer
 from edgeagent.signing.signer import Signer
@@ -38,6 +39,10 @@ from edgeagent.tls.verify import load_trust_anchors
 
 if TYPE_CHECKING:
     from edgeagent.pkcs11.uri import Pkcs11Uri
+
+
+RENEWAL_WARNING = datetime.timedelta(days=30)
+"""Doctor warns when the device certificate has less than this left (the timer renews then)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
     elif mode == "socket":
         yield "signing service answers", lambda: _service_answers(state)
     yield "key found and unique", lambda: _key_found(state)
+    yield "key origin (device.key_policy)", lambda: _key_origin(state)
     yield "certificate matches the key and is valid now", lambda: _certificate(state)
     yield "cloud host resolves", lambda: _resolves(state)
     yield "TLS handshake and MQTT CONNACK", lambda: _handshake(state)
@@ -171,6 +177,12 @@ def _key_found(state: _State) -> str:
     return state.signer.location
 
 
+def _key_origin(state: _State) -> str:
+    assert state.config is not None and state.signer is not None
+    enforce_key_policy(state.config, state.signer)
+    return f"{describe_origin(state.signer)}; policy {state.config.device.key_policy}"
+
+
 def _certificate(state: _State) -> str:
     assert state.profile is not None and state.signer is not None and state.config is not None
     identity = state.profile.identity
@@ -187,7 +199,13 @@ def _certificate(state: _State) -> str:
         )
     state.certificate = certificate
     days = (leaf.not_valid_after_utc - now).days
-    return f"{certificate.device_id}, valid for {days} more days"
+    detail = f"{certificate.device_id}, valid for {days} more days"
+    if leaf.not_valid_after_utc - now < RENEWAL_WARNING:
+        detail += (
+            f"; warning: under {RENEWAL_WARNING.days} days left: "
+            f"agent cert renew {state.cloud} (or enable agent-cert-renew@{state.cloud}.timer)"
+        )
+    return detail
 
 
 def _resolves(state: _State) -> str:

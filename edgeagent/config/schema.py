@@ -94,6 +94,7 @@ HostPort = Annotated[
 Pin = Annotated[SecretStr, BeforeValidator(_pin_text), Format("the token's user PIN")]
 Port = Annotated[int, Field(ge=1, le=65535), Format("an integer 1..65535")]
 CryptokiMode = Literal["off", "module", "socket"]
+KeyPolicy = Literal["any", "hardware"]
 
 
 class Section(BaseModel):
@@ -161,6 +162,16 @@ class DeviceConfig(Section):
         "device.key_pin, the key URI's pin-source (a file), its pin-value, "
         "device.cryptoki.pin.",
         "123456",
+    )
+    key_policy: KeyPolicy = key(
+        "Which device keys the agent accepts. 'any': whatever key is configured. "
+        "'hardware': only a key generated on the token that can never leave it "
+        "(CKA_LOCAL, CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE all true): an "
+        "imported or extractable key, one whose module does not report these, socket "
+        "mode (its protocol does not carry them yet) and mode 'off' (a key file) are "
+        "refused by connect, doctor, renew and the CSR and certificate commands.",
+        "hardware",
+        default="any",
     )
 
 
@@ -278,6 +289,20 @@ class C8yConfig(CloudConfig):
         "The Cumulocity tenant's MQTT endpoint, host[:port]; port 8883 when omitted.",
         "example.cumulocity.com",
     )
+    http: HostPort | None = key(
+        "The Cumulocity tenant's HTTPS endpoint, host[:port] (port 443 when omitted): "
+        "where `agent cert download|renew c8y` reach its EST service "
+        "(/.well-known/est/...). Unset: c8y.url's host on port 443.",
+        "example.cumulocity.com",
+    )
+
+    def http_host_port(self) -> tuple[str, int]:
+        """The HTTPS endpoint: c8y.http, else c8y.url's host, port 443 unless named."""
+        if self.http is not None:
+            host, port = parse_host_port(self.http)
+            return host, port if port is not None else 443
+        host, _ = self.host_port()
+        return host, 443
 
 
 # -- local broker, files -----------------------------------------------------------

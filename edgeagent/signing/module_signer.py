@@ -26,6 +26,7 @@ from edgeagent.errors import (
 )
 from edgeagent.pkcs11.keys import KeyKind, key_kind, read_public_key
 from edgeagent.pkcs11.module import load_module, pkcs11_errors
+from edgeagent.pkcs11.origin import KeyOrigin, read_key_origin
 from edgeagent.pkcs11.pins import choose_pin
 from edgeagent.pkcs11.select import SelectedKey, select_key
 from edgeagent.pkcs11.uri import Pkcs11Uri
@@ -70,6 +71,12 @@ class ModuleSigner(Signer):
 
     def public_key(self) -> PublicKey:
         return self._public
+
+    def key_origin(self) -> KeyOrigin:
+        """CKA_LOCAL, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE of this very key."""
+        session = self._selected.session
+        with session.lock:
+            return read_key_origin(self._selected.key)
 
     def sign_digest(self, digest: bytes, hash_name: HashName, padding: Padding) -> bytes:
         expected = DIGEST_SIZES.get(hash_name)

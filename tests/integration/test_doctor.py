@@ -19,6 +19,7 @@ ALL_STEPS = [
     "token present",
     "login",
     "key found and unique",
+    "key origin (device.key_policy)",
     "certificate matches the key and is valid now",
     "cloud host resolves",
     "TLS handshake and MQTT CONNACK",

@@ -445,7 +445,7 @@ def test_cert_show_create_refusal_and_renew(device: Device, pki: TestPki) -> Non
     cert_path = device.root / "certs" / "device.pem"
     csr_path = Path(device.ok("cert", "create-csr").stdout.strip())
     pki.ca.sign_csr(csr_path.read_bytes(), path=cert_path)
-    csr = device.ok("cert", "renew", "--new-key")
+    csr = device.ok("cert", "renew", "--new-key", "--csr")
     assert "certificate signing request" in csr.stderr
     assert 'agent config set device.key_uri "pkcs11:' in csr.stderr
     assert device.ok("config", "get", "device.key_uri").stdout.strip() == new_uri
