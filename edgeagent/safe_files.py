@@ -43,6 +43,26 @@ def foreign_writers(info: os.stat_result, euid: int | None = None) -> str | None
     return None
 
 
+def changeable_by_others(path: Path) -> tuple[Path, str] | None:
+    """The first of ``path`` (followed) and its directories a non-root user could change, and who.
+
+    For what root trusts: a module it loads, the configuration that names it.
+    A root-owned sticky directory above (like /tmp) does not count: nobody
+    else may rename or remove what root owns inside it.
+    """
+    real = Path(os.path.realpath(path))
+    for place in (real, *real.parents):
+        try:
+            info = place.stat()
+        except OSError:
+            continue  # whoever opens the file reports what is missing
+        who = foreign_writers(info, euid=ROOT_UID)
+        root_sticky = place != real and info.st_mode & stat.S_ISVTX and info.st_uid == ROOT_UID
+        if who is not None and not root_sticky:
+            return place, who
+    return None
+
+
 def check_private_dir(path: Path, key: str, error: type[AgentError] = ServiceError) -> None:
     """Refuse ``path`` (set by config ``key``) if another non-root user can write it.
 
