@@ -8,6 +8,8 @@ refuses one given as an argument, saying how to give it instead.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
 import time
@@ -114,3 +116,45 @@ def test_the_doc_example_shows_no_pin() -> None:
         check=False,
     )
     assert "example: agent config set device.cryptoki.pin (asks without echo)" in done.stdout
+
+
+def test_a_pin_typed_at_the_prompt_is_not_echoed(tmp_path: Path) -> None:
+    config_dir = tmp_path / "etc-agent"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+    argv = [str(AGENT), "--config-dir", str(config_dir), "config", "set", "device.key_pin"]
+    pid, terminal = pty.fork()  # the child's controlling terminal: getpass reads it
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    screen = b""
+    try:
+        for prompt in (b"device.key_pin: ", b"device.key_pin again: "):
+            screen += _read_until(terminal, prompt)
+            os.write(terminal, f"{PIN}\n".encode())
+        screen += _read_until(terminal, None)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert PIN.encode() not in screen  # no echo
+    done = run_agent("config", "get", "device.key_pin", "--reveal", config_dir=config_dir)
+    assert done.stdout == f"{PIN}\n"
+
+
+def _read_until(fd: int, wanted: bytes | None, timeout: float = 30) -> bytes:
+    """What the terminal shows until ``wanted`` (None: until the child closes it)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: the child has exited
+            return seen
+        if not chunk:
+            return seen
+        seen += chunk
+        if wanted is not None and seen.endswith(wanted):
+            return seen
+    raise AssertionError(f"the terminal showed {seen!r}, not {wanted!r}")
