@@ -252,7 +252,7 @@ section "4. configure the agent and connect"
 conf=(agent --config-dir "$work/etc-agent")
 run "${conf[@]}" config set device.cryptoki.mode module
 run "${conf[@]}" config set device.cryptoki.module_path "$module"
-run "${conf[@]}" config set device.cryptoki.pin "$user_pin"
+printf '%s\n' "$user_pin" | run "${conf[@]}" config set device.cryptoki.pin -
 run "${conf[@]}" config set device.key_uri "$key_uri"
 run "${conf[@]}" config set device.cert_path "$work/pki/device.pem"
 run "${conf[@]}" config set c8y.url "localhost:$cloud_port"

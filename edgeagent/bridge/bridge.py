@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgeagent.bridge.echoes import ExpectedEchoes
+from edgeagent.bridge.repeated_warnings import RepeatedWarnings
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.errors import AgentError
 from edgeagent.mqtt.endpoint import Endpoint
@@ -115,6 +116,8 @@ class Bridge:
         self._echoes = ExpectedEchoes(rules) if rules.may_echo else None
         self.forwarded = {"outbound": 0, "inbound": 0}
         self.dropped_oversize = 0
+        # Warnings a peer can trigger per message: one line per topic per interval.
+        self._warnings = RepeatedWarnings(log)
         self.up = threading.Event()
         self._selector: selectors.BaseSelector | None = None
 
@@ -125,6 +128,7 @@ class Bridge:
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                self._warnings.tick(now)
                 for side in self._sides:
                     if side.session.up:
                         self._guard(side, side.session.tick, now)
@@ -243,6 +247,7 @@ class Bridge:
         side.backoff = min(side.backoff * 2, MAX_BACKOFF)
 
     def _shutdown(self, selector: selectors.BaseSelector) -> None:
+        self._warnings.flush()
         if self.local.up:
             stopped = _health("down", "bridge stopped")
             self.local.publish(self.health_topic, stopped, qos=1, retain=True)
@@ -270,7 +275,8 @@ class Bridge:
                 # The cloud would refuse it, and redelivery would repeat that
                 # forever and stall every message queued behind it.
                 self.dropped_oversize += 1
-                log.warning(
+                self._warnings.warn(
+                    ("oversize", message.topic),
                     "dropped a %d-byte message on %r: the cloud accepts at most %d bytes",
                     len(message.payload),
                     message.topic,
@@ -285,7 +291,12 @@ class Bridge:
         if topic is None:
             # Subscriptions and rules come from the same file: a broker that
             # delivers more than we asked for gets it acked and dropped.
-            log.warning("no %s rule for topic %r; dropped", direction, message.topic)
+            self._warnings.warn(
+                (direction, message.topic),
+                "no %s rule for topic %r; dropped",
+                direction,
+                message.topic,
+            )
             session.ack(message.packet_id, message.qos)
             return
         token = (

@@ -13,14 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgeagent.errors import ServiceError
+from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 
 @contextlib.contextmanager
 def hold_pid_file(path: Path) -> Iterator[None]:
     """Claim ``path`` for this process's life; refuse if a live bridge holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The run directory may be shared with a less trusted user: refuse that,
+    # and never follow a link planted at our name (see edgeagent.safe_files).
+    ensure_private_dir(path.parent, "run.path")
     for _ in range(5):
-        handle = path.open("a+")
+        handle = os.fdopen(open_no_follow(path, os.O_RDWR | os.O_CREAT), "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeagent.bridge.holder import check_bridge_holder, open_pid_file
 from edgeagent.errors import ServiceError
+from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
 START_TIMEOUT = 30.0
@@ -64,11 +66,10 @@ class BridgeService:
 
     def running_pid(self) -> int | None:
         """The pid of the live detached bridge, or None."""
-        try:
-            handle = self.pid_file.open("r")
-        except FileNotFoundError:
+        fd = open_pid_file(self.pid_file)
+        if fd is None:
             return None
-        with handle:
+        with os.fdopen(fd, "r") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -92,8 +93,8 @@ class BridgeService:
         if self.manager == "systemd":
             _systemctl("enable", "--now", self.unit)
             return f"systemd unit {self.unit}"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.run_dir, "run.path")
+        ensure_private_dir(self.log_dir, "logs.path")
         command = [
             sys.executable,
             "-m",
@@ -106,7 +107,8 @@ class BridgeService:
             "--pid-file",
             str(self.pid_file),
         ]
-        with self.log_file.open("ab") as log:
+        log_fd = open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        with os.fdopen(log_fd, "ab") as log:
             child = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -140,6 +142,7 @@ class BridgeService:
         if pid is None:
             return False
         if pid > 0:
+            self._check_holder(pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         # The bridge releases its pid file just before it exits: wait for the
@@ -148,12 +151,22 @@ class BridgeService:
         while self.running_pid() is not None or (pid > 0 and process_alive(pid)):
             if time.monotonic() > deadline:
                 if pid > 0:
+                    self._check_holder(pid)
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.2)
                 break
             time.sleep(0.05)
         return True
+
+    def _check_holder(self, pid: int) -> None:
+        """Signal only our bridge: not whatever pid a planted pid file names."""
+        fd = open_pid_file(self.pid_file)
+        try:
+            check_bridge_holder(pid, self.pid_file, fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def log_tail(self, lines: int = 15) -> str:
         try:

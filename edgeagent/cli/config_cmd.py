@@ -7,13 +7,16 @@ at module level, so building the parser for other commands stays cheap.
 from __future__ import annotations
 
 import argparse
+import getpass
 import shlex
 import sys
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeagent.cli.args import Subparsers, add_command, config_dir_from
 from edgeagent.cli.exit_codes import OK
+from edgeagent.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from edgeagent.config import ConfigEntry
@@ -48,7 +51,16 @@ def register(subparsers: Subparsers) -> None:
         example="agent config set c8y.url example.cumulocity.com",
     )
     set_.add_argument("key", metavar="KEY")
-    set_.add_argument("value", metavar="VALUE")
+    set_.add_argument(
+        "value",
+        metavar="VALUE",
+        nargs="?",
+        help="the value; - reads it from standard input. A secret (a PIN) is never taken "
+        "here: leave it out to type it at a prompt without echo, or give - or --from-file",
+    )
+    set_.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="read the value from FILE (e.g. a PIN)"
+    )
     set_.set_defaults(run=run_set)
 
     unset = add_command(
@@ -100,11 +112,56 @@ def run_get(args: argparse.Namespace) -> int:
 def run_set(args: argparse.Namespace) -> int:
     from edgeagent.config import env_override, set_value
 
-    stored = set_value(config_dir_from(args), args.key, args.value)
-    if stored not in (args.value, HIDDEN):
+    value = value_to_set(args.key, args.value, args.from_file)
+    stored = set_value(config_dir_from(args), args.key, value)
+    if stored not in (value, HIDDEN):
         print(f"note: stored {args.key} as {stored}", file=sys.stderr)
     _warn_overridden(args.key, env_override(args.key))
     return OK
+
+
+def value_to_set(key: str, given: str | None, from_file: Path | None) -> str:
+    """The value for `config set`: from argv, standard input (-), --from-file or a prompt.
+
+    A secret key's value never comes from argv: every user of the machine
+    can read a process's arguments (ps, /proc/<pid>/cmdline).
+    """
+    from edgeagent.config.keys import lookup
+
+    secret = lookup(key).secret
+    ways = (
+        f"type it at a prompt (no echo): agent config set {key}\n"
+        f"  or pipe it in: agent config set {key} - < FILE\n"
+        f"  or read it from a file: agent config set {key} --from-file FILE"
+    )
+    if from_file is not None:
+        if given is not None:
+            raise UsageError(f"give either VALUE or --from-file for {key}, not both", ways)
+        try:
+            return from_file.read_text().rstrip("\r\n")
+        except OSError as error:
+            raise ConfigError(
+                f"cannot read the value for {key} from {from_file}: {error.strerror}",
+                "--from-file must name a readable file holding the value",
+            ) from error
+    if given == "-":
+        return sys.stdin.read().rstrip("\r\n")
+    if given is not None and not secret:
+        return given
+    if given is not None:
+        raise UsageError(
+            f"{key} is secret: a value on the command line is visible to every user of "
+            "this machine (ps, /proc/<pid>/cmdline), so it was not stored",
+            ways,
+        )
+    if not secret:
+        raise UsageError(f"no value given for {key}", f"agent config set {key} VALUE")
+    if not sys.stdin.isatty():
+        raise UsageError(f"no value given for {key}, and no terminal to ask for it", ways)
+    value = getpass.getpass(f"{key}: ")
+    if getpass.getpass(f"{key} again: ") != value:
+        raise UsageError(f"the two values typed for {key} differ", "run the command again")
+    return value
 
 
 def run_unset(args: argparse.Namespace) -> int:
@@ -134,12 +191,16 @@ def run_list(args: argparse.Namespace) -> int:
 
 def format_doc(entry: ConfigEntry) -> str:
     """One key's documentation block for `list --doc`."""
+    from edgeagent.config.keys import lookup
+
     default = f" (default: {entry.default})" if entry.default else ""
+    # A secret is never shown on a command line, not even as an example.
+    example = "(asks without echo)" if lookup(entry.key).secret else shlex.quote(entry.example)
     lines = [
         entry.key,
         *textwrap.wrap(entry.doc, width=78, initial_indent="    ", subsequent_indent="    "),
         f"    value:   {entry.format}{default}",
-        f"    example: agent config set {entry.key} {shlex.quote(entry.example)}",
+        f"    example: agent config set {entry.key} {example}",
         f"    env:     {entry.env_var}",
         "",
     ]

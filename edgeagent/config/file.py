@@ -63,13 +63,21 @@ def nested_get(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, An
 
 
 def file_mode(path: Path, holds_secret: bool) -> int:
-    """0600 while the file holds a secret; else the file's current mode, or 0644."""
-    if holds_secret:
-        return SECRET_FILE_MODE
+    """0600 while the file holds a secret; else the file's current mode, or 0644.
+
+    One exception: a root-owned file in the agent's group (``root:agent``, as
+    packaging/README.md installs it) keeps its group read bit, 0640, so that
+    the bridge's user can read the PIN and only root can change the file.
+    """
     try:
-        return stat.S_IMODE(path.stat().st_mode)
+        info = path.stat()
     except FileNotFoundError:
-        return DEFAULT_FILE_MODE
+        return SECRET_FILE_MODE if holds_secret else DEFAULT_FILE_MODE
+    if not holds_secret:
+        return stat.S_IMODE(info.st_mode)
+    if info.st_uid == 0 and info.st_gid != 0:
+        return SECRET_FILE_MODE | (info.st_mode & stat.S_IRGRP)
+    return SECRET_FILE_MODE
 
 
 def write_document(path: Path, document: TOMLDocument, mode: int) -> None:

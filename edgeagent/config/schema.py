@@ -25,6 +25,7 @@ human-readable description of what the value may be, used in error messages.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -65,6 +66,13 @@ def _pkcs11_uri(uri: str) -> str:
     # edgeagent.pkcs11, which the config layer must not import.
     if not uri.startswith("pkcs11:"):
         raise ValueError("must be a PKCS#11 URI starting with 'pkcs11:'")
+    if re.search(r"(?i)[?&]pin-value=", uri):
+        # A PIN inside a URI escapes everything that keeps PINs secret
+        # (masked output, mode 0600): it has a key of its own.
+        raise ValueError(
+            "must not hold a pin-value: put the PIN in device.key_pin (or "
+            "<cloud>.device.key_pin), or point pin-source at a file"
+        )
     return uri
 
 

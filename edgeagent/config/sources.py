@@ -46,6 +46,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from edgeagent.config.file import config_file, nested_get, read_document
 from edgeagent.config.keys import absolute_if_path, all_keys, keys_by_name
+from edgeagent.config.ownership import refuse_untrusted_settings
 from edgeagent.config.schema import AgentConfig
 from edgeagent.config.validation import config_error
 
@@ -171,4 +172,16 @@ def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> A
     column), UnknownConfigKey or InvalidConfigValue naming the key and where
     its value came from.
     """
-    return load_with_sources(config_dir, environ)[0]
+    config, sources = load_with_sources(config_dir, environ)
+    # As root: no module or PIN file from a file another user can change.
+    # (Only here: `config get/list/set` still show and fix such a file.)
+    from_file = [(key, _value_at(config, key)) for key, where in sources.items() if where == "file"]
+    refuse_untrusted_settings(config_file(config_dir), from_file)
+    return config
+
+
+def _value_at(config: AgentConfig, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node

@@ -7,6 +7,7 @@ may be the PIN.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,11 @@ def config_error(error: ValidationError, prefix: str, where: Callable[[str], str
         text = f"{where(name)}: {_clean(item['msg'])}"
         value = item.get("input")
         if spec is not None and not spec.secret and isinstance(value, str | int | float):
-            text += f" (got {value!r})"
+            # A key URI may carry a PIN (pin-value): never echo it.
+            shown = value
+            if isinstance(value, str):
+                shown = re.sub(r"(?i)(pin-value=)[^&]*", r"\1***", value)
+            text += f" (got {shown!r})"
         problems.append(text)
         if spec is not None:
             fixes.append(f"{name} must be {spec.allowed()}; see `agent config list --doc {name}`")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgeagent.errors import ServiceError
+from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 log = logging.getLogger("edgeagent.p11server")
 
@@ -50,9 +51,11 @@ def systemd_socket() -> socket.socket | None:
 @contextlib.contextmanager
 def bound_socket(path: Path, group: str | None) -> Iterator[socket.socket]:
     """Bind ``path`` (mode 0660, ``group``) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Another user able to write this directory could make us create (or
+    # chown) files anywhere through planted links: refuse it (safe_files).
+    ensure_private_dir(path.parent, "device.cryptoki.socket_path")
     lock_path = path.with_name(path.name + ".lock")
-    with lock_path.open("a+") as lock:
+    with os.fdopen(open_no_follow(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -47,6 +47,7 @@ from edgeagent.errors import (
     TokenError,
     TokenOperationFailed,
 )
+from edgeagent.pkcs11.modules import refuse_untrusted_module
 from edgeagent.pkcs11.stores import store_access_problem
 
 RESCAN_INTERVAL = 30.0
@@ -100,6 +101,7 @@ def load_module(path: Path) -> Module:
     a shared library, not a PKCS#11 library, or refused to initialise.
     """
     _check_file(path)
+    refuse_untrusted_module(path)
     real = os.path.realpath(path)
     with _modules_lock:
         module = _modules.get(real)

@@ -8,10 +8,12 @@ module, so it wins over the device-wide ``device.cryptoki.module_path``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from edgeagent.errors import MissingConfigValue, ModuleLoadError
 from edgeagent.pkcs11.uri import Pkcs11Uri
+from edgeagent.safe_files import ROOT_UID, changeable_by_others
 
 P11_KIT_REGISTRIES = (Path("/etc/pkcs11/modules"), Path("/usr/share/p11-kit/modules"))
 MODULE_DIRS = (Path("/usr/lib/x86_64-linux-gnu/pkcs11"), Path("/usr/lib/pkcs11"))
@@ -62,4 +64,24 @@ def _in_module_dirs(file_name: str, name: str) -> Path:
     raise ModuleLoadError(
         f"no PKCS#11 module named {name!r} (module-name in the key URI)",
         f"use one of: {', '.join(known) or 'none registered'}, or module-path=<file>",
+    )
+
+
+def refuse_untrusted_module(path: Path) -> None:
+    """As root, refuse a module file (or a directory above it) another user could change.
+
+    Loading a library runs its constructors in this process: as root, a
+    module replaceable by the agent's service user would be a way to root.
+    """
+    if os.geteuid() != ROOT_UID:
+        return
+    found = changeable_by_others(path)
+    if found is None:
+        return
+    place, who = found
+    shown = str(path) if place == Path(os.path.realpath(path)) else f"{path} (through {place})"
+    raise ModuleLoadError(
+        f"PKCS#11 module {shown} can be changed by {who}; running as root, the agent "
+        "loads only a module that only root can change",
+        f"chown root:root {place} && chmod go-w {place}, or install the module under /usr/lib",
     )

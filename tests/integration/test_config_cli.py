@@ -20,12 +20,13 @@ def test_user_story_set_get_list(config_dir):
     for key, value in [
         ("device.cryptoki.mode", "module"),
         ("device.cryptoki.module_path", "/usr/lib/softhsm/libsofthsm2.so"),
-        ("device.cryptoki.pin", "123456"),
         ("device.key_uri", "pkcs11:token=my-token;object=my-key"),
         ("c8y.url", "example.cumulocity.com"),
     ]:
         result = run_agent(*d, "config", "set", key, value)
         assert result.returncode == 0, result.stderr
+    result = run_agent(*d, "config", "set", "device.cryptoki.pin", "-", stdin="123456\n")
+    assert result.returncode == 0, result.stderr
     assert (config_dir / "agent.toml").stat().st_mode & 0o777 == 0o600
 
     result = run_agent(*d, "config", "get", "device.key_uri")

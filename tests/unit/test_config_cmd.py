@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 
 import pytest
 
@@ -37,9 +38,10 @@ def test_bad_value_exit_code(tmp_path):
     assert run(tmp_path, "set", "mqtt.clint.port", "1") == 11
 
 
-def test_list_prints_key_equals_value(tmp_path, capsys):
+def test_list_prints_key_equals_value(tmp_path, capsys, monkeypatch):
     run(tmp_path, "set", "device.cryptoki.mode", "module")
-    run(tmp_path, "set", "device.cryptoki.pin", "s3cr3t")
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cr3t\n"))
+    assert run(tmp_path, "set", "device.cryptoki.pin", "-") == 0
     capsys.readouterr()
     assert run(tmp_path, "list") == 0
     out = capsys.readouterr().out
@@ -64,8 +66,9 @@ def test_list_doc(tmp_path, capsys):
     assert "PKCS#11 URI" in out
 
 
-def test_get_pin_needs_reveal(tmp_path, capsys):
-    run(tmp_path, "set", "device.cryptoki.pin", "s3cr3t")
+def test_get_pin_needs_reveal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cr3t\n"))
+    assert run(tmp_path, "set", "device.cryptoki.pin", "-") == 0
     capsys.readouterr()
     run(tmp_path, "get", "device.cryptoki.pin")
     captured = capsys.readouterr()
