@@ -46,6 +46,7 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.TlsHandshakeFailed, 53),
     (errors.TlsVersionRefused, 54),
     (errors.TlsDowngradeDetected, 55),
+    (errors.ServerKeyTooWeak, 56),
     (errors.BrokerUnreachable, 60),
     (errors.BrokerRefused, 61),
     (errors.SignerUnreachable, 70),
