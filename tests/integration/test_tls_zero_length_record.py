@@ -15,8 +15,14 @@ import socket
 import threading
 
 import pytest
-from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
+
+# Submodules, not `from tlslite import ...`: edgeagent.tls registers the package
+# without its __init__ (edgeagent/tls/__init__.py).
+from tlslite.handshakesettings import HandshakeSettings
 from tlslite.messages import ApplicationData
+from tlslite.tlsconnection import TLSConnection
+from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.x509certchain import X509CertChain
 
 from edgeagent.signing.file_signer import FileSigner
 from edgeagent.tls.client import TlsClientContext
