@@ -9,6 +9,7 @@ own), so that only the ownership check can tell it apart.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import tempfile
@@ -69,7 +70,10 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_a_socket_another_user_bound_is_not_trusted(shared_dir: Path) -> None:
+@pytest.mark.parametrize("file_owner", ["nobody", "root"])
+def test_a_socket_another_user_bound_is_not_trusted(file_owner: str, shared_dir: Path) -> None:
+    """``root``: the file was given to root afterwards; the process answering is
+    still nobody's, and SO_PEERCRED tells."""
     path = shared_dir / "agent-p11-server.sock"
     forged = ec.generate_private_key(ec.SECP256R1()).public_key()
     der = forged.public_bytes(
@@ -96,11 +100,16 @@ def test_a_socket_another_user_bound_is_not_trusted(shared_dir: Path) -> None:
         assert impostor.stdout is not None
         assert impostor.stdout.readline().strip() == "ready", impostor.stderr
         assert path.stat().st_uid == NOBODY
+        if file_owner == "root":
+            os.chown(path, 0, 0)
         started = time.monotonic()
         with pytest.raises(errors.SignerUnreachable) as caught:
             open_socket_signer(path, None).close()
         assert time.monotonic() - started < 10
-        assert f"owned by nobody (uid {NOBODY})" in caught.value.cause
+        if file_owner == "root":
+            assert f"runs as nobody (uid {NOBODY})" in caught.value.cause
+        else:
+            assert f"owned by nobody (uid {NOBODY})" in caught.value.cause
         assert "impersonating" in caught.value.fix
     finally:
         impostor.kill()
