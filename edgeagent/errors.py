@@ -50,6 +50,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── ServerKeyTooWeak             RSA under 2048 bits or a curve under P-256 in the chain
     │   ├── TlsVersionRefused            the server wants a version below <cloud>.tls.min_version
     │   ├── TlsDowngradeDetected         a TLS 1.2 answer carries RFC 8446's downgrade sentinel
+    │   ├── DeviceCertificateRefused     the cloud closed on us over the device certificate
     │   └── TlsHandshakeFailed           anything else during the handshake
     ├── BrokerError
     │   ├── BrokerUnreachable        TCP connect failed / timed out
@@ -249,6 +250,10 @@ class TlsVersionRefused(TlsError):
 
 class TlsDowngradeDetected(TlsError):
     """The server's TLS 1.2 answer says it speaks TLS 1.3: someone forced 1.2."""
+
+
+class DeviceCertificateRefused(TlsError):
+    """The cloud refused the device certificate (an alert, or it closed on us right after)."""
 
 
 class TlsHandshakeFailed(TlsError):

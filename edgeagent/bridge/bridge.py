@@ -189,11 +189,11 @@ class Bridge:
         try:
             session.connect()
         except (AgentError, OSError, ProtocolError) as error:
-            self._schedule_retry(side, str(error))
+            self._connect_failed(side, str(error))
             return
         except Exception as error:  # a bug or a library's surprise: retry, never die
             log.exception("unexpected error connecting to the %s broker", session.endpoint.name)
-            self._schedule_retry(side, f"{type(error).__name__}: {error}")
+            self._connect_failed(side, f"{type(error).__name__}: {error}")
             return
         side.events = 0
         self._watch(selector, side, selectors.EVENT_READ)
@@ -223,6 +223,12 @@ class Bridge:
             side.backoff = MIN_BACKOFF
         self._schedule_retry(side, f"connection lost: {reason}")
         self._publish_health()
+
+    def _connect_failed(self, side: _Side, reason: str) -> None:
+        changed = reason != side.reason
+        self._schedule_retry(side, reason)
+        if changed and side is self._cloud_side:
+            self._publish_health()  # the health topic says why the cloud is down
 
     def _schedule_retry(self, side: _Side, reason: str) -> None:
         side.reason = reason

@@ -11,8 +11,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeagent.errors import BrokerRefused, BrokerUnreachable
+from edgeagent.errors import AgentError, BrokerRefused, BrokerUnreachable
 from edgeagent.mqtt.endpoint import Endpoint
+from edgeagent.tls.refusal import refused_after_handshake
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def probe(endpoint: Endpoint, timeout: float = 60.0) -> ProbeResult:
             f"cannot resolve {endpoint.host!r} ({error.strerror})",
             "check the host name in the cloud's url and the device's DNS settings",
         ) from error
-    except (ConnectionRefusedError, TimeoutError) as error:
+    except OSError as error:
+        # Refused, unreachable host or network, timeout: every socket error is ours to name.
         raise BrokerUnreachable(
             f"{endpoint.name} broker {where} is unreachable: {error.strerror or error}",
             "check the host and port in the cloud's url and the network path to it",
@@ -62,7 +64,8 @@ def probe(endpoint: Endpoint, timeout: float = 60.0) -> ProbeResult:
     try:
         deadline = started + timeout
         while not answered.is_set() and time.perf_counter() < deadline:
-            client.loop(0.05)
+            if client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS and not answered.is_set():
+                raise _closed_before_connack(endpoint, where)
         elapsed = time.perf_counter() - started
         if not outcome:
             raise BrokerUnreachable(
@@ -78,3 +81,13 @@ def probe(endpoint: Endpoint, timeout: float = 60.0) -> ProbeResult:
     finally:
         client.disconnect()
         client.loop(0.05)
+
+
+def _closed_before_connack(endpoint: Endpoint, where: str) -> AgentError:
+    """The broker closed the connection after TCP (and TLS) but before CONNACK."""
+    if endpoint.tls is None:
+        return BrokerRefused(
+            f"{endpoint.name} broker {where} closed the connection before it answered CONNECT",
+            "see the broker's log for why it refused the client",
+        )
+    return refused_after_handshake(endpoint.tls, where)

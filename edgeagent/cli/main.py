@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -73,13 +74,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(error)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError as error:
+        if not _stdout_reader_gone():
+            # A pipe of ours broke (a socket, a child): a failure, never a success.
+            print(f"error: a connection closed unexpectedly: {error}", file=sys.stderr)
+            return exit_code_for(AgentError(str(error)))
         # `agent config list --doc | head`: the reader left; that is not an error.
         # Point stdout at /dev/null so the interpreter's final flush stays quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return code
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe or socket whose reader has closed (poll says POLLERR)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from edgeagent.errors import BrokerRefused, BrokerUnreachable
 from edgeagent.mqtt import packets as p
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.mqtt.packets import Will
+from edgeagent.tls.refusal import refused_after_handshake
 
 log = logging.getLogger("edgeagent.bridge")
 
@@ -109,18 +110,27 @@ class MqttSession(Generic[TokenT]):
                 "check that the broker runs and the host and port are right",
             ) from error
         sock: Any = raw
+        secured = False
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ep.tls is not None:
                 sock = ep.tls.wrap_socket(raw, server_hostname=ep.host)
                 sock.settimeout(ep.connect_timeout)
                 sock.do_handshake()
+                secured = True
             self.sock = sock
             self._reader = p.PacketReader()
             self._wbuf.clear()
             self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, self._will))
             self._flush_blocking()
             present, code = self._await_connack()
+        except (OSError, BrokerUnreachable) as error:
+            self.sock = None
+            sock.close()
+            if secured and not isinstance(error, TimeoutError):
+                # Closed on us between the handshake and CONNACK: a refusal (refusal.py).
+                raise refused_after_handshake(ep.tls, f"{ep.host}:{ep.port}") from error
+            raise
         except BaseException:
             self.sock = None
             sock.close()

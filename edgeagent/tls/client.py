@@ -35,6 +35,7 @@ from edgeagent.signing.signer import Signer
 from edgeagent.tls.aead import CIPHER_NAMES
 from edgeagent.tls.connection import AgentTLSConnection, version_refusal, version_text
 from edgeagent.tls.kex import GROUPS, group_name
+from edgeagent.tls.refusal import closed_on_us, refusal_from_alert
 from edgeagent.tls.signer_key import SignerKey
 from edgeagent.tls.socket import TlsSocket
 from edgeagent.tls.verify import verify_server_chain
@@ -147,6 +148,8 @@ class TlsClientContext:
     # not call ssl.match_hostname on our socket.
     check_hostname: bool = True
     last_handshake: HandshakeTiming = field(default_factory=HandshakeTiming)
+    # The socket of the last wrap_socket: its alert names a refusal after the handshake.
+    last_socket: TlsSocket | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.min_version not in VERSIONS:
@@ -194,6 +197,7 @@ class TlsClientContext:
             self.cloud,
         )
         wrapped = TlsSocket(sock, conn, handshake)
+        self.last_socket = wrapped
         if do_handshake_on_connect:
             wrapped.do_handshake()
         return wrapped
@@ -221,6 +225,9 @@ class TlsClientContext:
         except AgentError:
             raise
         except TLSRemoteAlert as alert:
+            refused = refusal_from_alert(alert, host)
+            if refused is not None:
+                raise refused from alert
             name = AlertDescription.toRepr(alert.description) or str(alert.description)
             raise TlsHandshakeFailed(
                 f"the cloud ({host}) ended the TLS handshake with alert {name!r}",
@@ -253,6 +260,9 @@ class TlsClientContext:
             ) from error
         except TLSError as error:
             raise TlsHandshakeFailed(f"TLS handshake with {host} failed: {error}") from error
+        except ConnectionError as error:
+            # A reset or broken pipe: the server closed on us (refusal.py says why).
+            raise closed_on_us(conn, host, error) from error
         except OSError:
             raise
         except Exception as error:

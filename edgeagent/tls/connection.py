@@ -30,7 +30,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from tlslite import messages as tls_messages
-from tlslite.constants import AlertDescription, ContentType, ExtensionType, HandshakeType
+from tlslite.constants import (
+    TLS_1_3_HRR,
+    AlertDescription,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+)
 from tlslite.errors import TLSError, TLSIllegalParameterException
 from tlslite.tlsconnection import TLSConnection
 from tlslite.x509 import X509
@@ -143,6 +149,7 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         self._cloud = cloud  # for the key a refusal's fix names
         self.server_chain_checked = False
         self.last_version: tuple[int, int] = (0, 0)  # the version before a shutdown
+        self._hello_retried = False  # a HelloRetryRequest came: only TLS 1.3 may follow
         # The ClientHello's TLS 1.3 key shares, by group: a TLS 1.2 ECDHE on
         # the same group uses that ephemeral key instead of making another.
         self.client_key_shares: dict[int, Any] = {}
@@ -157,6 +164,34 @@ class AgentTLSConnection(TLSConnection):  # type: ignore[misc]
         raise TLSIllegalParameterException(f"key exchange group {group:#06x} was not offered")
 
     # -- TLS 1.2 and the version checks -------------------------------------------
+
+    def _getMsg(
+        self, expectedType: Any, secondaryType: Any = None, constructorType: Any = None
+    ) -> Generator[Any, None, None]:
+        # Every ServerHello is looked at here, before tlslite's own checks: it
+        # refuses a TLS 1.1 answer as "too old" (or its suite as wrong) before
+        # _clientGetServerHello could see the downgrade sentinel in it.
+        for result in super()._getMsg(expectedType, secondaryType, constructorType):
+            if isinstance(result, tls_messages.ServerHello):
+                refusal = self._early_server_hello_refusal(result)
+                if refusal is not None:
+                    yield from self._refuse(*refusal)
+            yield result
+
+    def _early_server_hello_refusal(self, hello: Any) -> tuple[int, AgentError] | None:
+        version = _chosen_version(hello)
+        if bytes(hello.random) == bytes(TLS_1_3_HRR):
+            self._hello_retried = True
+            return None
+        if version >= (3, 4):
+            return None
+        if self._hello_retried:
+            # RFC 8446 4.1.4: the ServerHello must keep the HelloRetryRequest's version.
+            return AlertDescription.illegal_parameter, TlsHandshakeFailed(
+                f"the server asked for a TLS 1.3 retry, then answered with {version_text(version)}",
+                "the cloud endpoint or something on the path is broken; nothing was signed",
+            )
+        return downgrade_refusal(hello, version)
 
     def _clientGetServerHello(
         self, settings: Any, session: Any, client_hello: Any
@@ -286,6 +321,26 @@ def version_refusal(
     )
 
 
+def _chosen_version(hello: Any) -> tuple[int, int]:
+    """The version a ServerHello chose: supported_versions (TLS 1.3), else its version field."""
+    ext = hello.getExtension(ExtensionType.supported_versions)
+    chosen = getattr(ext, "version", None) if ext is not None else None
+    return tuple(chosen) if chosen else tuple(hello.server_version)
+
+
+def downgrade_refusal(hello: Any, version: tuple[int, int]) -> tuple[int, AgentError] | None:
+    """RFC 8446 4.1.3: a pre-1.3 answer whose random says the server speaks TLS 1.3."""
+    sentinel = DOWNGRADE_SENTINELS.get(bytes(hello.random[-8:]))
+    if version >= (3, 4) or sentinel is None:
+        return None
+    return AlertDescription.illegal_parameter, TlsDowngradeDetected(
+        f"the server answered with {version_text(version)}, but its random says it "
+        f"speaks TLS 1.3 ({sentinel} downgrade sentinel, RFC 8446 4.1.3): someone "
+        "between us and the cloud removed TLS 1.3 from our offer",
+        "do not trust this network path; the handshake was stopped before anything was signed",
+    )
+
+
 def server_hello_refusal(
     server_hello: Any,
     version: tuple[int, int],
@@ -301,14 +356,9 @@ def server_hello_refusal(
     """
     if version >= (3, 4):
         return None
-    sentinel = DOWNGRADE_SENTINELS.get(bytes(server_hello.random[-8:]))
-    if sentinel is not None:
-        return AlertDescription.illegal_parameter, TlsDowngradeDetected(
-            f"the server answered with {version_text(version)}, but its random says it "
-            f"speaks TLS 1.3 ({sentinel} downgrade sentinel, RFC 8446 4.1.3): someone "
-            "between us and the cloud removed TLS 1.3 from our offer",
-            "do not trust this network path; the handshake was stopped before anything was signed",
-        )
+    downgraded = downgrade_refusal(server_hello, version)
+    if downgraded is not None:
+        return downgraded
     refused = version_refusal(version, min_version, cloud)
     if refused is not None:
         return AlertDescription.protocol_version, refused

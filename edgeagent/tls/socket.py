@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable, Generator
 from typing import Any
 
-from tlslite.errors import TLSAbruptCloseError, TLSError
+from tlslite.errors import TLSAbruptCloseError, TLSError, TLSRemoteAlert
 from tlslite.tlsconnection import TLSConnection
 
 from edgeagent.errors import AgentError
@@ -57,6 +57,9 @@ class TlsSocket:
         self._out = bytearray()
         self._buffer = b""
         self._closed = False
+        # The alert the server ended the connection with, for the error that
+        # reports it (bridge/probe.py: a refusal right after the handshake).
+        self.remote_alert: TLSRemoteAlert | None = None
 
     def do_handshake(self) -> None:
         """Blocking handshake + server verification; raises our TLS errors."""
@@ -94,6 +97,8 @@ class TlsSocket:
                 return bool(self._buffer)
             except TLSError as error:
                 self._reader = None
+                if isinstance(error, TLSRemoteAlert):
+                    self.remote_alert = error
                 raise ConnectionError(f"TLS error from the server: {error}") from error
             if result == _WANT_READ:
                 if self._buffer:
@@ -138,7 +143,7 @@ class TlsSocket:
             except OSError as error:
                 # paho does not expect errors from pending(): break the
                 # connection so its next read reports it the usual way.
-                log.warning("TLS connection broken while sending: %s", error)
+                log.debug("TLS connection broken while sending: %s", error)
                 with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_RDWR)
                 self._out.clear()

@@ -25,8 +25,14 @@ from tlslite.constants import (
     HandshakeType,
     SignatureScheme,
 )
-from tlslite.extensions import RenegotiationInfoExtension, TLSExtension
+from tlslite.extensions import (
+    HRRKeyShareExtension,
+    RenegotiationInfoExtension,
+    SrvSupportedVersionsExtension,
+    TLSExtension,
+)
 from tlslite.messages import ClientHello, ServerHello
+from tlslite.tlsconnection import TLS_1_3_HRR
 from tlslite.utils.codec import Parser
 
 from edgeagent import errors
@@ -179,11 +185,15 @@ def test_a_plain_tls12_server_hello_is_accepted(pki: TestPki) -> None:
 # -- refusals ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sentinel", [SENTINEL_12, SENTINEL_11])
+@pytest.mark.parametrize(
+    ("sentinel", "version"),
+    [(SENTINEL_12, (3, 3)), (SENTINEL_11, (3, 3)), (SENTINEL_11, (3, 2)), (SENTINEL_11, (3, 1))],
+)
 def test_the_downgrade_sentinel_is_refused_with_its_own_error(
-    pki: TestPki, sentinel: bytes
+    pki: TestPki, sentinel: bytes, version: tuple[int, int]
 ) -> None:
-    exchange, error = run_against(pki, tls12_hello(sentinel))
+    # A TLS 1.1/1.0 answer too: tlslite must not refuse it as "too old" before we look.
+    exchange, error = run_against(pki, tls12_hello(sentinel, version=version))
     assert isinstance(error, errors.TlsDowngradeDetected)
     assert "RFC 8446" in error.cause and error.fix
     assert exchange.alert == AlertDescription.illegal_parameter
@@ -197,10 +207,13 @@ def test_a_tls12_answer_is_refused_when_the_minimum_is_13(pki: TestPki) -> None:
     assert exchange.alert == AlertDescription.protocol_version
 
 
-def test_tls11_is_refused_whatever_the_minimum(pki: TestPki) -> None:
-    exchange, error = run_against(pki, tls12_hello(version=(3, 2)))
+@pytest.mark.parametrize(("version", "name"), [((3, 2), "TLS 1.1"), ((3, 1), "TLS 1.0")])
+def test_tls11_is_refused_whatever_the_minimum(
+    pki: TestPki, version: tuple[int, int], name: str
+) -> None:
+    exchange, error = run_against(pki, tls12_hello(version=version))
     assert isinstance(error, errors.TlsVersionRefused)
-    assert "wants TLS 1.1" in error.cause
+    assert f"wants {name}" in error.cause
     assert exchange.alert == AlertDescription.protocol_version
 
 
@@ -226,3 +239,65 @@ def test_a_cipher_suite_we_did_not_offer_is_refused(pki: TestPki) -> None:
         AlertDescription.illegal_parameter,
         AlertDescription.handshake_failure,
     )
+
+
+def test_a_tls12_answer_after_a_hello_retry_request_is_refused(pki: TestPki) -> None:
+    """RFC 8446 4.1.4: after a HelloRetryRequest (TLS 1.3) the ServerHello must stay 1.3."""
+    client = pki.client("hrr-test")
+    tls = TlsClientContext(
+        FileSigner(client.key_path),
+        client.cert_path.read_text(),
+        load_trust_anchors(pki.ca.cert_path),
+    )
+    ours, theirs = socket.socketpair()
+    seen: list[tuple[int, bytes]] = []
+    problems: list[BaseException] = []
+
+    def record(message: ServerHello) -> bytes:
+        body = message.write()
+        return struct.pack(">BHH", ContentType.handshake, 0x0303, len(body)) + body
+
+    def serve() -> None:
+        try:
+            _, body = _record(theirs)
+            hello = ClientHello().parse(Parser(bytearray(body[1:])))
+            retry = ServerHello().create(
+                (3, 3),
+                TLS_1_3_HRR,
+                hello.session_id,
+                ECDSA_AES128,
+                extensions=[
+                    SrvSupportedVersionsExtension().create((3, 4)),
+                    HRRKeyShareExtension().create(GroupName.secp256r1),
+                ],
+            )
+            theirs.sendall(record(retry))
+            while True:  # the client's compatibility CCS, then its second ClientHello
+                kind, body = _record(theirs)
+                if kind == ContentType.handshake:
+                    break
+            theirs.sendall(record(tls12_hello()(hello)))
+            theirs.shutdown(socket.SHUT_WR)
+            theirs.settimeout(5)
+            seen.append(_record(theirs))
+        except (EOFError, OSError):
+            pass
+        except BaseException as error:
+            problems.append(error)
+        finally:
+            theirs.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ours.settimeout(10)
+    wrapped = tls.wrap_socket(ours, server_hostname="localhost")
+    with pytest.raises(errors.TlsHandshakeFailed) as caught:
+        wrapped.do_handshake()
+    wrapped.close()
+    thread.join(10)
+    assert not problems, problems
+    assert "retry" in caught.value.cause and "TLS 1.2" in caught.value.cause
+    # What the client sent next was the alert, not a handshake message.
+    assert [(kind, body[1]) for kind, body in seen] == [
+        (ContentType.alert, AlertDescription.illegal_parameter)
+    ]
