@@ -50,6 +50,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── ServerCertificateUntrusted   chain does not lead to a trusted root
     │   ├── ServerHostnameMismatch       certificate is not for the host we dialled
     │   ├── ServerCertificateExpired     certificate outside its validity
+    │   ├── ServerKeyTooWeak             RSA under 2048 bits or a curve under P-256 in the chain
     │   ├── TlsVersionRefused            the server wants a version below <cloud>.tls.min_version
     │   ├── TlsDowngradeDetected         a TLS 1.2 answer carries RFC 8446's downgrade sentinel
     │   ├── DeviceCertificateRefused     the cloud closed on us over the device certificate
@@ -252,6 +253,10 @@ class ServerHostnameMismatch(TlsError):
 
 class ServerCertificateExpired(TlsError):
     """A certificate in the server's chain is outside its validity period."""
+
+
+class ServerKeyTooWeak(TlsError):
+    """A key in the server's chain or its trust anchor is under RSA-2048 or P-256."""
 
 
 class TlsVersionRefused(TlsError):

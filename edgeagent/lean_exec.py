@@ -9,18 +9,55 @@
 (pydantic, tomlkit: ~10 MB of resident memory), then exec a program that
 never imports them. The payload may hold a PIN: a pipe keeps it out of argv
 and the environment, where other users could read it.
+
+Both halves call ``keep_secrets_out_of_dumps()`` before they read a PIN, and
+``exec_lean`` drops the PIN variables (``AGENT_..._PIN``) from the
+environment it hands on: /proc/<pid>/environ lasts as long as the process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from types import FrameType
 from typing import NoReturn
 
 from edgeagent.errors import ServiceError
+
+_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+
+def keep_secrets_out_of_dumps() -> None:
+    """No core file, and no ptrace or /proc/<pid>/mem by other processes of our user.
+
+    ``PR_SET_DUMPABLE 0`` also makes /proc/<pid>/* root's, so the same user
+    cannot read this process's memory or environment either; the kernel
+    resets it on exec, so the lean runtime calls this again. ``RLIMIT_CORE 0``
+    survives exec and covers a core_pattern that ignores the dumpable flag.
+    """
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise ServiceError(
+            f"cannot make this process non-dumpable (prctl: {os.strerror(errno)})",
+            "run the agent on Linux without a seccomp policy that forbids prctl",
+        )
+
+
+def without_pins(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the agent's PIN variables (AGENT_DEVICE_CRYPTOKI_PIN,
+    AGENT_DEVICE_KEY_PIN, AGENT_<CLOUD>_DEVICE_KEY_PIN, ...)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not (name.startswith("AGENT_") and "PIN" in name.split("_"))
+    }
 
 
 def exec_lean(module: str, payload: bytes, *args: str) -> NoReturn:
@@ -37,7 +74,9 @@ def exec_lean(module: str, payload: bytes, *args: str) -> NoReturn:
         argv = [sys.executable, "-P", "-m", module, "--payload-fd", str(read_end), *args]
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed argv
+        # The configuration has been read: the runtime gets the PIN through the
+        # pipe only, never through an environment that /proc shows for its life.
+        os.execve(sys.executable, argv, without_pins(os.environ))  # noqa: S606
     except OSError as error:
         raise ServiceError(
             f"cannot start {module} with {sys.executable}: {error}",

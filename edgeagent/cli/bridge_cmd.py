@@ -14,7 +14,9 @@ from edgeagent.cli.args import Subparsers, add_cloud, add_command, config_dir_fr
 def _run(args: argparse.Namespace) -> int:
     from edgeagent.bridge.runtime import exec_runtime
     from edgeagent.clouds.connect import bridge_plan
+    from edgeagent.lean_exec import keep_secrets_out_of_dumps
 
+    keep_secrets_out_of_dumps()  # the configuration we read next holds the PIN
     # Validate with the full schema here, then become the lean runtime
     # (same pid) that runs all day without the configuration layer loaded.
     exec_runtime(bridge_plan(config_dir_from(args), args.cloud), args.pid_file)

@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from edgeagent.bridge.pidfile import hold_pid_file
     from edgeagent.bridge.runtime import read_plan, run_plan
-    from edgeagent.lean_exec import stop_on_signals
+    from edgeagent.lean_exec import keep_secrets_out_of_dumps, stop_on_signals
 
+    keep_secrets_out_of_dumps()  # before the payload, which holds the PIN
     stop = stop_on_signals()
     plan = read_plan(args.payload_fd)
     holding: AbstractContextManager[object] = (

@@ -50,6 +50,7 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.TlsVersionRefused, 54),
     (errors.TlsDowngradeDetected, 55),
     (errors.DeviceCertificateRefused, 56),
+    (errors.ServerKeyTooWeak, 57),
     (errors.BrokerUnreachable, 60),
     (errors.BrokerRefused, 61),
     (errors.SignerUnreachable, 70),

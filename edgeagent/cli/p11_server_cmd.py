@@ -13,8 +13,10 @@ from edgeagent.cli.args import Subparsers, add_command, add_renamed, config_dir_
 
 def _run(args: argparse.Namespace) -> int:
     from edgeagent.config import load_config
+    from edgeagent.lean_exec import keep_secrets_out_of_dumps
     from edgeagent.p11server.run import ServerSettings, exec_runtime
 
+    keep_secrets_out_of_dumps()  # the configuration we read next holds the PIN
     settings = ServerSettings.from_config(
         load_config(config_dir_from(args)),
         module_path=args.module_path,

@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("edgeagent").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    from edgeagent.lean_exec import read_payload, stop_on_signals
+    from edgeagent.lean_exec import keep_secrets_out_of_dumps, read_payload, stop_on_signals
     from edgeagent.p11server.run import ServerSettings, serve
 
+    keep_secrets_out_of_dumps()  # before the payload, which holds the PIN
     stop = stop_on_signals()
     try:
         serve(ServerSettings.from_json(read_payload(args.payload_fd)), stop)

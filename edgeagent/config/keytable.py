@@ -46,7 +46,11 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
     "c8y.device.key_pin": ("the token's user PIN", None, "AGENT_C8Y_DEVICE_KEY_PIN"),
     "c8y.tls.min_version": ("one of: 1.2, 1.3", "1.2", "AGENT_C8Y_TLS_MIN_VERSION"),
     "c8y.http": ("host[:port] without a scheme, port 1..65535", None, "AGENT_C8Y_HTTP"),
-    "mqtt.client.host": ("text", "127.0.0.1", "AGENT_MQTT_CLIENT_HOST"),
+    "mqtt.client.host": (
+        "a host name or IP address, no scheme, port or path",
+        "127.0.0.1",
+        "AGENT_MQTT_CLIENT_HOST",
+    ),
     "mqtt.client.port": ("an integer 1..65535", "1883", "AGENT_MQTT_CLIENT_PORT"),
     "mqtt.bridge.built_in": ("true or false", "true", "AGENT_MQTT_BRIDGE_BUILT_IN"),
     "run.path": ("an absolute path", "/run/agent", "AGENT_RUN_PATH"),

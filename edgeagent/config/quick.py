@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgeagent.config.keytable import KEYS
-from edgeagent.config.values import name_list, parse_host_port
+from edgeagent.config.values import name_list, parse_host, parse_host_port
 
 CONFIG_FILE_NAME = "agent.toml"
 
@@ -85,6 +85,12 @@ def _valid(fmt: str, value: Any) -> bool:
     if fmt.startswith("host[:port]"):
         try:
             parse_host_port(value)
+        except ValueError:
+            return False
+        return True
+    if fmt.startswith("a host name or IP address"):
+        try:
+            parse_host(value)
         except ValueError:
             return False
         return True

@@ -33,7 +33,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from edgeagent.config.values import name_list, parse_host_port
+from edgeagent.config.values import name_list, parse_host, parse_host_port
 from edgeagent.errors import MissingConfigValue, UnknownCloud
 
 
@@ -88,6 +88,10 @@ def _host_port(value: str) -> str:
     return value
 
 
+def _host(value: str) -> str:
+    return parse_host(value)
+
+
 AbsPath = Annotated[Path, AfterValidator(_absolute), Format("an absolute path")]
 KeyUri = Annotated[
     str,
@@ -98,6 +102,9 @@ HostPort = Annotated[
     str,
     AfterValidator(_host_port),
     Format("host[:port] without a scheme, port 1..65535"),
+]
+Host = Annotated[
+    str, AfterValidator(_host), Format("a host name or IP address, no scheme, port or path")
 ]
 Pin = Annotated[SecretStr, BeforeValidator(_pin_text), Format("the token's user PIN")]
 Port = Annotated[int, Field(ge=1, le=65535), Format("an integer 1..65535")]
@@ -317,7 +324,7 @@ class C8yConfig(CloudConfig):
 
 
 class MqttClientConfig(Section):
-    host: str = key("The local MQTT broker's host.", "127.0.0.1", default="127.0.0.1")
+    host: Host = key("The local MQTT broker's host.", "127.0.0.1", default="127.0.0.1")
     port: Port = key("The local MQTT broker's port.", "1883", default=1883)
 
 

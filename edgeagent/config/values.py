@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 
 def parse_host_port(value: str) -> tuple[str, int | None]:
     """Split ``host[:port]`` (``[v6addr][:port]`` too); raise ValueError if malformed."""
@@ -33,6 +35,19 @@ def parse_host_port(value: str) -> tuple[str, int | None]:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError("port must be a number 1..65535")
     return host, int(port_text)
+
+
+def parse_host(value: str) -> str:
+    """A host name or IP address alone (no scheme, port or path); ValueError if not."""
+    try:
+        ipaddress.ip_address(value)
+        return value  # a bare IPv6 address has colons, and no port
+    except ValueError:
+        pass
+    _, port = parse_host_port(value)
+    if port is not None:
+        raise ValueError("give the host alone here; the port is a key of its own")
+    return value
 
 
 def name_list(value: str) -> str:

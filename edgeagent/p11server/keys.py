@@ -23,8 +23,9 @@ from edgeagent.errors import (
     TokenOperationFailed,
 )
 from edgeagent.pkcs11.module import load_module
+from edgeagent.pkcs11.select import shows_match
 from edgeagent.pkcs11.tokens import list_tokens
-from edgeagent.pkcs11.uri import Pkcs11Uri, format_uri
+from edgeagent.pkcs11.uri import Pkcs11Uri, format_uri, names_token
 from edgeagent.signing.module_signer import ModuleSigner, open_module_signer
 
 MAX_OPEN_KEYS = 32
@@ -88,6 +89,10 @@ class TokenKeys:
                 "remove the query part (after '?') from the key URI: the service uses "
                 "its own PIN and module",
             )
+        return self._pinned(uri, text)
+
+    def _pinned(self, uri: Pkcs11Uri, text: str) -> Pkcs11Uri:
+        """``uri`` with the served token's identity filled in; KeyNotFound if it names another."""
         scope = self._scope_uri()
         merged = {}
         for name in _TOKEN_IDENTITY:
@@ -103,23 +108,33 @@ class TokenKeys:
         return replace(uri, **merged)
 
     def _scope_uri(self) -> Pkcs11Uri:
-        """The served token: from the service's URI, else its default key's token."""
+        """The served token, by every attribute that tells it from another (serial too).
+
+        A label alone is not enough: two tokens may share one, and a client
+        URI completed with the label only would reach the other one and spend
+        the service's PIN there (its failed login counted towards that
+        token's lock-out, the refusal remembered for every later request).
+        """
         if self._scope is None:
-            base = Pkcs11Uri.parse(self._default_uri) if self._default_uri else None
-            if base is None or not any(getattr(base, n) for n in _TOKEN_IDENTITY):
-                base = self._only_token()
-            self._scope = Pkcs11Uri(**{n: getattr(base, n) for n in _TOKEN_IDENTITY})
+            base = Pkcs11Uri.parse(self._default_uri) if self._default_uri else Pkcs11Uri()
+            self._scope = self._served_token(base)
         return self._scope
 
-    def _only_token(self) -> Pkcs11Uri:
-        """With no token named in the service's URI: the module's only token."""
-        tokens = list_tokens(load_module(self._module_path))
+    def _served_token(self, base: Pkcs11Uri) -> Pkcs11Uri:
+        """The one token ``base`` (the service's URI) identifies, without a login."""
+        module = load_module(self._module_path)
+        tokens = [
+            found for found in list_tokens(module) if names_token(base, found.description.identity)
+        ]
+        if len(tokens) > 1 and (base.object is not None or base.id is not None):
+            # The service's own key picks its token: the one that shows it.
+            tokens = [found for found in tokens if shows_match(module, found, base)]
         if len(tokens) != 1:
             raise TokenNotFound(
-                f"the signing service's device.cryptoki.uri names no token and the module "
-                f"has {len(tokens)} tokens, so it cannot tell which one it serves",
-                "set device.cryptoki.uri (of the service) to the token's URI, e.g. "
-                "pkcs11:token=<label> (agent hsm list-tokens prints it)",
+                f"the signing service's device.cryptoki.uri ({format_uri(base)}) fits "
+                f"{len(tokens)} tokens, so it cannot tell which one it serves",
+                "set device.cryptoki.uri (of the service) to a URI naming one token, e.g. "
+                "pkcs11:token=<label>;serial=<serial> (agent hsm list-tokens prints it)",
             )
         return tokens[0].description.uri
 
@@ -136,8 +151,10 @@ class TokenKeys:
                 f"the signing service keeps at most {MAX_OPEN_KEYS} keys open",
                 "restart the service; check for a client asking for many different keys",
             )
+        # The key is searched on the served token only: the PIN goes nowhere else.
+        target = self._pinned(Pkcs11Uri.parse(wanted or "pkcs11:"), wanted or "pkcs11:")
         try:
-            signer = open_module_signer(self._module_path, wanted, self._pin)
+            signer = open_module_signer(self._module_path, format_uri(target), self._pin)
         except (PinIncorrect, PinLocked) as failure:
             self._pin_failure = failure
             raise
@@ -162,11 +179,10 @@ class TokenKeys:
         anyway (and `agent hsm` rotates keys within it); the object and id of
         the service's URI only choose its default key.
         """
-        if self._scope is None:
-            return True  # this is the default key that defines the scope
+        scope = self._scope_uri()
         selected = Pkcs11Uri.parse(signer.location)
         for name in _TOKEN_IDENTITY:
-            wanted, got = getattr(self._scope, name), getattr(selected, name)
+            wanted, got = getattr(scope, name), getattr(selected, name)
             if wanted is not None and (got is None or _bare(got) != _bare(wanted)):
                 return False
         return True

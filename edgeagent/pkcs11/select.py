@@ -10,8 +10,11 @@
   process picks the same one (``objects.py``: C_FindObjects order differs
   between processes), and a WARNING on logger ``edgeagent.pkcs11`` lists every
   candidate's URI.
-- No token attributes: the matching tokens are searched in slot order and
-  the first one with a match wins (warning if another token has one too).
+- A URI that matches several tokens (no token attributes, or a label two
+  tokens share): their public objects are searched without a login, and the
+  first token in slot order that shows a match is the only one logged in to
+  (warning if another token has one too). No token shows one: KeyNotFound,
+  and no PIN was tried anywhere.
 
 The handle chosen here is what signs; nothing searches the token again
 before a signature (thin-edge #3601: a Nitrokey signed with another key
@@ -26,7 +29,7 @@ from typing import Any
 
 from pkcs11 import ObjectClass
 
-from edgeagent.errors import KeyNotFound, PinIncorrect, PinLocked
+from edgeagent.errors import KeyNotFound
 from edgeagent.pkcs11.module import Module, pkcs11_errors
 from edgeagent.pkcs11.objects import find_keys, key_uri, search_template
 from edgeagent.pkcs11.tokens import (
@@ -56,6 +59,11 @@ class SelectedKey:
 def select_key(module: Module, uri: Pkcs11Uri | None, pin: str | None) -> SelectedKey:
     """Find the private key ``uri`` names (see the module docstring).
 
+    The PIN goes to one token only: the one token ``uri`` matches, or, when it
+    matches several, the first that shows the key without a login. Tokens
+    count failed logins towards a lock-out: a PIN is never tried on a token
+    the configuration did not point at.
+
     Raises TokenNotFound, PinIncorrect, PinLocked, KeyNotFound.
     """
     uri = uri or Pkcs11Uri()
@@ -65,41 +73,70 @@ def select_key(module: Module, uri: Pkcs11Uri | None, pin: str | None) -> Select
             "use type=private in device.key_uri, or leave type out",
         )
     tokens = find_tokens(module, uri)
+    found = tokens[0] if len(tokens) == 1 else _the_token_holding(module, tokens, uri)
+    session = open_token_session(module, found, pin)
     listings: list[str] = []
-    pin_error: PinIncorrect | PinLocked | None = None
-    for index, found in enumerate(tokens):
-        try:
-            session = open_token_session(module, found, pin)
-        except (PinIncorrect, PinLocked) as exc:
-            if len(tokens) == 1:
-                raise
-            # The URI does not say which token: one with another PIN is
-            # skipped rather than ending the search. The PIN is not retried.
-            log.warning(
-                "skipping token %r while searching for a key: %s",
-                found.description.label,
-                exc.cause,
-            )
-            pin_error = pin_error or exc
-            continue
-        try:
-            selected = _select_on_token(session, uri, listings)
-        except BaseException:
-            session.release()
-            raise
-        if selected is None:
-            session.release()
-            continue
-        if len(tokens) > 1:
-            _warn_other_tokens(module, tokens[index + 1 :], uri, selected)
+    try:
+        selected = _select_on_token(session, uri, listings)
+    except BaseException:
+        session.release()
+        raise
+    if selected is not None:
         return selected
-    if pin_error is not None and not listings:
-        raise pin_error
+    session.release()
     found_keys = "\n".join(listings) if listings else "    (no private keys visible)"
     raise KeyNotFound(
-        f"no private key matches {uri}; private keys that exist:\n{found_keys}",
+        f"no private key matches {uri} on {found.description.summary()}; "
+        f"private keys that exist there:\n{found_keys}",
         _FIX,
     )
+
+
+def _the_token_holding(module: Module, tokens: list[FoundToken], uri: Pkcs11Uri) -> FoundToken:
+    """Of several tokens ``uri`` matches, the first (slot order) that shows a matching
+    key without a login: its public key (or a private key it does not protect)."""
+    holders = [found for found in tokens if shows_match(module, found, uri)]
+    if not holders:
+        listed = "\n".join(f"    {t.description.summary()}" for t in tokens)
+        raise KeyNotFound(
+            f"{uri} matches {len(tokens)} tokens and none of them shows a key for it "
+            f"without a login; the PIN was tried on none of them. Tokens:\n{listed}",
+            "name the token in device.key_uri (token=<label>, and serial=<serial> when "
+            "labels repeat; `agent hsm list-tokens` prints each token's URI)",
+        )
+    if len(holders) > 1:
+        listed = "\n".join(f"    {found.description.summary()}" for found in holders[1:])
+        log.warning(
+            "keys matching %s exist on %d tokens; using the one on %s, the first token in "
+            "slot order. Other tokens with a match:\n%s\nIf the wrong one was chosen, set "
+            "device.key_uri to a URI that names the token.",
+            uri,
+            len(holders),
+            holders[0].description.summary(),
+            listed,
+        )
+    return holders[0]
+
+
+def shows_match(module: Module, found: FoundToken, uri: Pkcs11Uri) -> bool:
+    """Does ``found`` show a key matching ``uri`` in a session without a login?
+
+    A public session sees the public key objects stored next to private keys
+    (and the private keys of a token that needs no login). Closing it logs
+    nobody out.
+    """
+    with module.lock, pkcs11_errors("searching for keys", found.description.label):
+        shared = module.sessions.get(found.description.slot_id)
+        session = shared.session if shared is not None else found.token.open()
+        try:
+            return any(
+                next(iter(session.get_objects(search_template(cls, uri.object, uri.id))), None)
+                is not None
+                for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
+            )
+        finally:
+            if shared is None:
+                session.close()
 
 
 def _select_on_token(
@@ -125,41 +162,3 @@ def _select_on_token(
             listed,
         )
     return SelectedKey(session=session, key=keys[0], uri=candidates[0])
-
-
-def _warn_other_tokens(
-    module: Module, rest: list[FoundToken], uri: Pkcs11Uri, selected: SelectedKey
-) -> None:
-    """Warn when a later token also holds a matching key, without logging in to it.
-
-    Logging in to every token just to warn would spend a PIN attempt on
-    tokens the user never meant; a public session still sees the public
-    key objects stored next to private keys.
-    """
-    others = []
-    for found in rest:
-        with module.lock, pkcs11_errors("searching for keys", found.description.label):
-            shared = module.sessions.get(found.description.slot_id)
-            session = shared.session if shared is not None else found.token.open()
-            try:
-                hit = any(
-                    next(iter(session.get_objects(search_template(cls, uri.object, uri.id))), None)
-                    is not None
-                    for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
-                )
-            finally:
-                if shared is None:
-                    session.close()  # a public session: closing it logs nobody out
-        if hit:
-            others.append(found.description)
-    if others:
-        listed = "\n".join(f"    {d.summary()}" for d in others)
-        log.warning(
-            "keys matching %s exist on %d tokens; using %s from the first token in slot order. "
-            "Other tokens with a match:\n%s\nIf the wrong one was chosen, set device.key_uri "
-            "to a URI that names the token.",
-            uri,
-            len(others) + 1,
-            selected.uri,
-            listed,
-        )

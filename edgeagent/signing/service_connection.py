@@ -10,12 +10,27 @@ out dead (the service restarted or closed it while idle), a request marked
 ``retry`` is sent once more on a new connection: right for signing and
 reading, which have no side effects, wrong for token administration, which
 a caller sends with ``retry=False``.
+
+Before it sends anything (the hello included), the client checks who it is
+talking to: the socket file must be a socket owned by a trusted user, and
+the process that answers (SO_PEERCRED) must run as one. Trusted are root,
+the client's own user (who could read its secrets anyway) and the service
+user the packaging creates, ``agent-p11`` (packaging/agent-p11-server.*:
+User= and SocketUser=), when that user exists. Anyone else may have bound a
+socket at the path (a writable directory, a service that is not running)
+to hand the agent forged public keys or to collect what it signs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pwd
 import socket
+import stat
+import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +40,58 @@ from edgeagent.protocol.frame import FrameError, FrameStream, FrameTimeout, Peer
 
 # Slow tokens (a TPM) sign in hundreds of ms, sometimes seconds.
 REQUEST_TIMEOUT = 60.0
+# How long a full listen queue (a burst of clients, or another local user
+# flooding the service) is waited out before the service counts as unreachable.
+CONNECT_TIMEOUT = 10.0
+SERVICE_USER = "agent-p11"  # packaging/agent-p11-server.service User=, .socket SocketUser=
+_UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+
+
+def trusted_uids() -> frozenset[int]:
+    """Who may own the socket and answer on it: root, this user, the service user."""
+    uids = {0, os.geteuid()}
+    with contextlib.suppress(KeyError):  # not installed from the packaging
+        uids.add(pwd.getpwnam(SERVICE_USER).pw_uid)
+    return frozenset(uids)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_service_socket(path: Path, conn: socket.socket) -> None:
+    """SignerUnreachable unless ``path`` and the process behind ``conn`` are trusted."""
+    trusted = trusted_uids()
+    allowed = ", ".join(_user(uid) for uid in sorted(trusted))
+    try:
+        info = path.lstat()
+    except OSError as error:
+        raise errors.SignerUnreachable(
+            f"cannot check the signing service socket {path}: {error.strerror}",
+            "check device.cryptoki.socket_path",
+        ) from error
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid not in trusted:
+        what = "a socket" if stat.S_ISSOCK(info.st_mode) else "not a socket"
+        raise errors.SignerUnreachable(
+            f"{path} is {what} owned by {_user(info.st_uid)}; the agent trusts a signing "
+            f"service socket only from {allowed}",
+            "remove it and restart the signing service (systemctl restart "
+            "agent-p11-server.socket); if you did not create it, someone may be "
+            "impersonating the service",
+        )
+    _pid, uid, _gid = _UCRED.unpack(
+        conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    )
+    if uid not in trusted:
+        raise errors.SignerUnreachable(
+            f"the process answering on {path} runs as {_user(uid)}; the agent trusts a "
+            f"signing service only from {allowed}",
+            "run agent p11-server as root or as the service user agent-p11; if you did "
+            "not start this process, someone may be impersonating the service",
+        )
 
 
 class ServiceConnection:
@@ -79,7 +146,7 @@ class ServiceConnection:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(self._timeout)
         try:
-            conn.connect(str(self.path))
+            self._connect_waiting(conn)
         except FileNotFoundError:
             conn.close()
             raise errors.SignerUnreachable(
@@ -99,6 +166,11 @@ class ServiceConnection:
                 f"permission denied on the signing service socket {self.path}",
                 "run the agent as a user in the socket's group (p11_server.socket_group)",
             ) from None
+        try:
+            check_service_socket(self.path, conn)
+        except errors.AgentError:
+            conn.close()
+            raise
         stream = FrameStream(conn, idle_timeout=self._timeout, frame_timeout=self._timeout)
         try:
             stream.write(m.encode({"op": "hello", "versions": list(m.VERSIONS)}))
@@ -116,6 +188,25 @@ class ServiceConnection:
             raise
         self._stream = stream
         return stream
+
+    def _connect_waiting(self, conn: socket.socket) -> None:
+        """connect(), waiting out a full listen queue: with a timeout set, Linux
+        answers EAGAIN at once for a Unix socket whose backlog is full."""
+        deadline = time.monotonic() + min(self._timeout, CONNECT_TIMEOUT)
+        while True:
+            try:
+                conn.connect(str(self.path))
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    conn.close()
+                    raise errors.SignerUnreachable(
+                        f"the signing service at {self.path} accepted no connection for "
+                        f"{min(self._timeout, CONNECT_TIMEOUT):.0f} s (its queue is full)",
+                        "check for a local process holding or flooding connections to it "
+                        "(ss -xp | grep agent-p11-server)",
+                    ) from None
+                time.sleep(0.01)
 
     def _disconnect(self) -> None:
         if self._stream is not None:

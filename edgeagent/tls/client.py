@@ -192,7 +192,7 @@ class TlsClientContext:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = AgentTLSConnection(
             sock,
-            lambda chain: verify_server_chain(chain, host, self._store),
+            lambda chain: verify_server_chain(chain, host, self._store, self.anchors),
             VERSIONS[self.min_version],
             self.cloud,
         )

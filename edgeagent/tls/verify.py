@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -21,7 +24,13 @@ from edgeagent.errors import (
     ServerCertificateExpired,
     ServerCertificateUntrusted,
     ServerHostnameMismatch,
+    ServerKeyTooWeak,
 )
+
+# NIST SP 800-131A / the CA/Browser Forum baseline: RSA-1024 is factorable by a
+# well-funded attacker, and a forged CA key forges every server.
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
 
 
 def load_trust_anchors(root_cert_path: Path) -> list[x509.Certificate]:
@@ -88,6 +97,7 @@ def verify_server_chain(
     chain: list[x509.Certificate],
     host: str,
     store: Store,
+    anchors: Sequence[x509.Certificate] = (),
     now: datetime.datetime | None = None,
 ) -> None:
     """Raise one of our TLS errors unless ``chain`` is valid for ``host``.
@@ -95,6 +105,8 @@ def verify_server_chain(
     ``chain[0]`` is the server's certificate, the rest are intermediates as
     the server sent them. ``store`` is built once per TLS context: a system
     store of ~150 roots costs ~0.5 ms to build, every handshake otherwise.
+    ``anchors`` are the certificates ``store`` holds: the diagnosis of a
+    failure needs them (a ``Store`` does not give them back).
     """
     if not chain:
         raise ServerCertificateUntrusted("the server sent no certificate")
@@ -106,17 +118,112 @@ def verify_server_chain(
         subject = x509.DNSName(host)
     verifier = PolicyBuilder().store(store).time(now).build_server_verifier(subject)
     try:
-        verifier.verify(chain[0], chain[1:])
+        verified = verifier.verify(chain[0], chain[1:])
     except VerificationError as error:
-        raise _diagnose(chain, host, now, str(error)) from error
+        raise _diagnose(chain, host, anchors, now, str(error)) from error
+    # The verified path ends at the trust anchor, which the server never sends:
+    # a weak root in the store is as weak as a weak leaf.
+    weak = _weak_key_error(verified)
+    if weak is not None:
+        raise weak
+
+
+def _key_strength(cert: x509.Certificate) -> str | None:
+    """``"RSA 1024 bits"`` or ``"EC secp192r1"`` when the key is too weak, else None."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"RSA {key.key_size} bits"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return f"EC {key.curve.name} ({key.curve.key_size} bits)"
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA {key.key_size} bits"
+    return None
+
+
+def _weak_key_error(certs: Sequence[x509.Certificate]) -> ServerKeyTooWeak | None:
+    for position, cert in enumerate(certs):
+        strength = _key_strength(cert)
+        if strength is None:
+            continue
+        which = (
+            "the server's certificate"
+            if position == 0
+            else "the CA certificate"
+            if position == len(certs) - 1 and cert.issuer == cert.subject
+            else "an intermediate CA certificate"
+        )
+        return ServerKeyTooWeak(
+            f"{which} ({cert.subject.rfc4514_string()}) has a {strength} key; the agent "
+            f"accepts RSA of at least {MIN_RSA_BITS} bits or EC P-256 and above",
+            "the cloud (or the CA in the trust store, if it is the weak one) must "
+            "re-issue the certificate with an RSA-2048+ or EC P-256+ key; do not "
+            "weaken the check: a key this small can be forged",
+        )
+    return None
+
+
+def _path_to_anchor(
+    chain: list[x509.Certificate], anchors: Sequence[x509.Certificate]
+) -> list[x509.Certificate] | None:
+    """The chain from the server's certificate up to a trust anchor, by names and
+    signatures only (no dates, no host): whether anything we trust vouches for it."""
+    path = [chain[0]]
+    spare = list(chain[1:])
+    for _ in range(len(chain) + 1):
+        current = path[-1]
+        if current in anchors:
+            return path
+        for anchor in anchors:
+            if _issued_by(current, anchor):
+                return [*path, anchor]
+        parent = next((cert for cert in spare if _issued_by(current, cert)), None)
+        if parent is None:
+            return None
+        spare.remove(parent)
+        path.append(parent)
+    return None
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _diagnose(
-    chain: list[x509.Certificate], host: str, now: datetime.datetime, detail: str
+    chain: list[x509.Certificate],
+    host: str,
+    anchors: Sequence[x509.Certificate],
+    now: datetime.datetime,
+    detail: str,
 ) -> Exception:
-    for cert in chain:
+    # Trust first: an impostor's certificate that is also expired must read as
+    # "nothing trusts it", not as "check the clock".
+    path = _path_to_anchor(chain, anchors)
+    if path is None:
+        issuer = chain[-1].issuer.rfc4514_string()
+        return ServerCertificateUntrusted(
+            f"the server's certificate chain (issued by {issuer}) does not lead to a "
+            f"trusted CA ({detail})",
+            "set c8y.root_cert_path to the CA that issued the cloud's certificate; if it is "
+            "already right, someone may be intercepting the connection",
+        )
+    weak = _weak_key_error(path)
+    if weak is not None:
+        return weak
+    for cert in path:
         if now < cert.not_valid_before_utc or now > cert.not_valid_after_utc:
-            which = "the server's certificate" if cert is chain[0] else "an intermediate CA"
+            which = (
+                "the server's certificate"
+                if cert is chain[0]
+                else "the trusted CA certificate"
+                if cert is path[-1]
+                else "an intermediate CA"
+            )
             return ServerCertificateExpired(
                 f"{which} ({cert.subject.rfc4514_string()}) is valid only from "
                 f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
@@ -133,8 +240,8 @@ def _diagnose(
         )
     issuer = chain[-1].issuer.rfc4514_string()
     return ServerCertificateUntrusted(
-        f"the server's certificate chain (issued by {issuer}) does not lead to a "
-        f"trusted CA ({detail})",
+        f"the server's certificate chain (issued by {issuer}) was refused by the "
+        f"verifier ({detail})",
         "set c8y.root_cert_path to the CA that issued the cloud's certificate; if it is "
         "already right, someone may be intercepting the connection",
     )

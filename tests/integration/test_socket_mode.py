@@ -505,9 +505,9 @@ def test_the_service_remembers_few_and_short_client_uris(
 
 
 def test_a_client_over_the_limit_is_told_busy_and_the_server_recovers(service: P11Server) -> None:
-    from edgeagent.p11server.server import MAX_CLIENTS
+    from edgeagent.p11server.server import MAX_CLIENTS_PER_UID
 
-    held = [connect_raw(service.socket_path) for _ in range(MAX_CLIENTS)]
+    held = [connect_raw(service.socket_path) for _ in range(MAX_CLIENTS_PER_UID)]
     try:
         for conn in held:  # each is accepted and holds a slot once it is greeted
             assert raw_ask(conn, {"op": "hello", "versions": [1]})["ok"] is True

@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KeyType = Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]
+# "ec-p224" and "rsa-1024" only for tests of the weak-key refusal.
+KeyType = Literal["ec-p224", "ec-p256", "ec-p384", "rsa-1024", "rsa-2048", "rsa-3072"]
 
 # Leave room for clock differences between this process and the verifier.
 _BACKDATE = datetime.timedelta(hours=1)
@@ -52,10 +53,14 @@ def _now() -> datetime.datetime:
 
 def generate_key(key_type: KeyType = "ec-p256") -> CertificateIssuerPrivateKeyTypes:
     """A fresh private key of the given type."""
+    if key_type == "ec-p224":
+        return ec.generate_private_key(ec.SECP224R1())
     if key_type == "ec-p256":
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "ec-p384":
         return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "rsa-1024":
+        return rsa.generate_private_key(public_exponent=65537, key_size=1024)
     if key_type == "rsa-2048":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if key_type == "rsa-3072":
@@ -125,7 +130,8 @@ class ClientCredentials:
 
 
 class TestCa:
-    """A self-signed root CA (EC P-256) that writes what it issues into `directory`."""
+    """A self-signed root CA (EC P-256 unless `key_type` says otherwise) that writes
+    what it issues into `directory`."""
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -138,11 +144,12 @@ class TestCa:
         *,
         not_before: datetime.datetime | None = None,
         not_after: datetime.datetime | None = None,
+        key_type: KeyType = "ec-p256",
     ) -> None:
         self.name = name
         self.directory = directory / _slug(name)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.key = generate_key(key_type)
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "edgeagent tests"),

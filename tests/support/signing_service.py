@@ -21,7 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -66,10 +66,12 @@ class P11Server:
         argv: list[str] | None = None,
         pass_fds: tuple[int, ...] = (),
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start without waiting; ``argv`` replaces the command (a launcher)."""
+        """Start without waiting; ``argv`` replaces the command (a launcher); ``env``
+        adds to the environment."""
         self.starts += 1
-        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir))
+        env = dict(os.environ, AGENT_CONFIG_DIR=str(self.config_dir), **(env or {}))
         command = argv or [str(AGENT), "-v", "p11-server", *args]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -83,9 +85,13 @@ class P11Server:
         return self.process
 
     def start(
-        self, *args: str, listening_on: Path | None = None, cwd: Path | None = None
+        self,
+        *args: str,
+        listening_on: Path | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> P11Server:
-        self.spawn(*args, cwd=cwd)
+        self.spawn(*args, cwd=cwd, env=env)
         self.wait_ready(listening_on or self.socket_path)
         return self
 

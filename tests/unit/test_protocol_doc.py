@@ -43,6 +43,10 @@ def test_the_limits_are_the_codes() -> None:
     assert f"| {server.FRAME_TIMEOUT:.0f} s from its first byte |" in SPEC
     assert f"| {socket_signer.REQUEST_TIMEOUT:.0f} s:" in SPEC
     assert f"at most {server.MAX_CLIENTS} connections" in SPEC
+    assert f"most {server.MAX_CLIENTS_PER_UID} of them from one uid" in SPEC
+    assert f"| no byte at all for {server.HELLO_TIMEOUT:.0f} s after" in SPEC
+    assert f"at most once per uid per\n   {server.REFUSAL_LOG_INTERVAL:.0f} s" in SPEC
+    assert f"when {server.MAX_LINGERING} refusals" in SPEC
     assert f"(at most {m.MAX_ERROR_TEXT} characters" in SPEC
     assert f"for up to {server.LINGER_TIMEOUT:.0f} s" in SPEC
     assert m.VERSIONS == (1,)
