@@ -246,6 +246,10 @@ class TlsDowngradeDetected(TlsError):
     """The server's TLS 1.2 answer says it speaks TLS 1.3: someone forced 1.2."""
 
 
+class AlpnNotSelected(TlsError):
+    """The server did not select the ALPN protocol the cloud needs (AWS on port 443)."""
+
+
 class TlsHandshakeFailed(TlsError):
     """The handshake failed for another reason (alert, protocol, timeout)."""
 
@@ -263,6 +267,10 @@ class BrokerUnreachable(BrokerError):
 
 class BrokerRefused(BrokerError):
     """The broker answered CONNECT with a failure."""
+
+
+class CloudDidNotAnswer(BrokerError):
+    """TLS and MQTT are up, but the cloud did not answer `connect`'s round trip."""
 
 
 # -- the bridge service ------------------------------------------------------------

@@ -25,6 +25,8 @@ class CloudProfile:
     max_payload: int | None = None
     alpn: tuple[bytes, ...] = ()
     tls_min_version: str = "1.2"  # <cloud>.tls.min_version
+    username_format: str | None = None
+    """The MQTT user name with ``{device_id}`` in it; None: no user name."""
 
     @property
     def health_topic(self) -> str:
@@ -32,7 +34,9 @@ class CloudProfile:
         return f"agent/bridge/{self.name}/health"
 
     def username(self, device_id: str) -> str | None:
-        return None
+        if self.username_format is None:
+            return None
+        return self.username_format.format(device_id=device_id)
 
 
 def rules_path(cloud: str, config_dir: Path) -> Path:
