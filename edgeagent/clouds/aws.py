@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeagent.clouds.profile import CloudProfile, rules_path
+from edgeagent.clouds.profile import CloudProfile, RoundTrip, rules_path
 from edgeagent.config import AgentConfig
 
 MAX_PAYLOAD = 128 * 1024  # AWS IoT Core's message size limit
@@ -34,4 +34,16 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
         max_payload=MAX_PAYLOAD,
         alpn=(MQTT_ALPN,) if port == HTTPS_PORT else (),
         tls_min_version=config.aws.tls.min_version,
+        # AWS hands the device its own message back on a topic it subscribed to;
+        # retried: just-in-time provisioning creates the thing on first connect.
+        round_trip=RoundTrip(
+            "aws/test-connection",
+            "aws/connection-success",
+            echo=True,
+            attempts=3,
+            seconds_per_attempt=10.0,
+            fix="create the thing (named after the device id), attach the certificate and "
+            "a policy that allows iot:Publish, iot:Subscribe and iot:Receive on "
+            "thinedge/devices/<device id>/test-connection",
+        ),
     )

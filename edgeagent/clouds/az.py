@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeagent.clouds.profile import CloudProfile, rules_path
+from edgeagent.clouds.profile import CloudProfile, RoundTrip, rules_path
 from edgeagent.config import AgentConfig
 
 API_VERSION = "2021-04-12"
@@ -34,4 +34,11 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
         tls_min_version=config.az.tls.min_version,
         # The hub's host name, never a port: what IoT Hub expects in the user name.
         username_format=f"{host}/{{device_id}}/?api-version={API_VERSION}",
+        # Reading the twin: the hub answers every GET with its $rid.
+        round_trip=RoundTrip(
+            "az/twin/GET/?$rid={n}",
+            "az/twin/res/200/?$rid={n}",
+            fix="create the device identity in the IoT Hub, named after the device id, "
+            "CA-signed or with the certificate's thumbprint",
+        ),
     )

@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 import pytest
 
 from edgeagent.config import set_value
+from integration.standin import BrokerAddress, CumulocityResponder
 from tests.support.agent_cli import AGENT as AGENT  # also importable from here, its old home
 from tests.support.agent_cli import exit_code as exit_code  # (idem)
 from tests.support.agent_cli import run_agent
@@ -64,6 +65,7 @@ class Gateway:
     local: Mosquitto
     cloud: Mosquitto
     pki: TestPki
+    c8y_responder: CumulocityResponder | None = None
 
     def set(self, key: str, value: str) -> None:
         set_value(self.config_dir, key, value)
@@ -106,6 +108,17 @@ class Gateway:
         return key
 
     # -- the two brokers' sides
+
+    def cloud_address(self, cn: str = "cloud-app") -> BrokerAddress:
+        """The cloud broker for a stand-in service of the cloud (a responder) as ``cn``."""
+        app = self.pki.client(cn)
+        return BrokerAddress(
+            self.cloud.hostname,
+            self.cloud.tls_port,
+            self.pki.ca.cert_path,
+            app.cert_path,
+            app.key_path,
+        )
 
     def cloud_app(self) -> MqttProbe:
         """A client of the cloud broker: plays the cloud side of the conversation."""
@@ -185,8 +198,13 @@ class GatewayFactory(Protocol):
 def gateway_factory(
     tmp_path: Path, local_broker: Mosquitto, cloud_broker: Mosquitto, pki: TestPki
 ) -> Iterator[GatewayFactory]:
-    """Gateways in any mode on this test's brokers; their bridges stopped afterwards."""
+    """Gateways in any mode on this test's brokers; their bridges stopped afterwards.
+
+    The stand-in Cumulocity answers `agent connect c8y`'s round trip (empty
+    s/uat -> 71,<JWT> on s/dat) like the real one: ``c8y_responder``.
+    """
     made: list[Gateway] = []
+    responder: list[CumulocityResponder] = []
 
     def make(
         mode: Mode,
@@ -199,6 +217,9 @@ def gateway_factory(
         root = tmp_path if name is None else tmp_path / name
         gw = new_gateway(root, local_broker, cloud_broker, pki)
         made.append(gw)
+        if not responder:
+            responder.append(CumulocityResponder(gw.cloud_address("c8y-standin")).start())
+        gw.c8y_responder = responder[0]
         if mode == "off":
             device = pki.client(cn)
             gw.set("device.cryptoki.mode", "off")
@@ -215,9 +236,13 @@ def gateway_factory(
             gw.set("device.cryptoki.socket_path", str(socket_path))
         return gw
 
-    yield make
-    for gw in made:
-        gw.disconnect_all()
+    try:
+        yield make
+    finally:
+        for gw in made:
+            gw.disconnect_all()
+        for each in responder:
+            each.stop()
 
 
 @pytest.fixture
