@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.tpm",
     "tests.support.signing_service",
     "tests.support.gateway",
+    "tests.support.clouds",
 ]

@@ -141,7 +141,7 @@ def _carries(rules: TopicRules, check: RoundTrip) -> bool:
     that could be its answer (the answer's remote name is the cloud's to choose)."""
     answer = check.answer.format(n=1)
     return rules.to_remote(check.request.format(n=1)) is not None and any(
-        rule.inbound and topic_matches(answer, rule.local_filter) for rule in rules.rules
+        rule.inbound and topic_matches(rule.local_filter, answer) for rule in rules.rules
     )
 
 
