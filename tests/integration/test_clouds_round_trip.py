@@ -49,3 +49,23 @@ def test_a_cloud_that_does_not_answer_has_its_own_exit_code_and_the_bridge_stays
     assert process_alive(gateway.bridge_pid("c8y"))
     up, down = gateway.exchange(b"200,c8y_Temperature,T,25", b"510,device-001")
     assert (up.payload, down.payload) == (b"200,c8y_Temperature,T,25", b"510,device-001")
+
+
+def test_doctor_ends_with_the_round_trip_through_the_running_bridge(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    gateway.new_device_key(softhsm_token)
+    assert gateway.c8y_responder is not None
+    assert gateway.agent("connect", "c8y").returncode == 0
+    done = gateway.agent("doctor", "c8y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = [line.strip() for line in done.stdout.splitlines()][-2]
+    assert last.startswith("✓ Cumulocity answers: round trip"), done.stdout
+    assert last.endswith("ms through the running bridge")
+    assert "All checks passed." in done.stdout
+
+    gateway.c8y_responder.silent = True
+    done = gateway.agent("doctor", "c8y", timeout=180)
+    assert done.returncode == exit_code(errors.CloudDidNotAnswer), done.stdout + done.stderr
+    assert "✗ Cumulocity answers" in done.stdout
+    assert "register the device (or its CA) in the Cumulocity tenant" in done.stdout
