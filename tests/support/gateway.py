@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol
 import pytest
 
 from edgeagent.config import set_value
-from integration.standin import BrokerAddress, CumulocityResponder
+from integration.standin import BrokerAddress, CumulocityResponder, StandinError
 from tests.support.agent_cli import AGENT as AGENT  # also importable from here, its old home
 from tests.support.agent_cli import exit_code as exit_code  # (idem)
 from tests.support.agent_cli import run_agent
@@ -163,9 +163,37 @@ class Gateway:
             self.agent("disconnect", pid_file.stem.removeprefix("bridge-"))
 
 
+_responders: dict[int, CumulocityResponder] = {}
+"""This test's stand-in Cumulocity responders, by their cloud broker's TLS port."""
+
+
+@pytest.fixture(autouse=True)
+def _stop_c8y_responders() -> Iterator[None]:
+    """Stop the responders `new_gateway` started during the test."""
+    yield
+    while _responders:
+        _responders.popitem()[1].stop()
+
+
 def new_gateway(tmp_path: Path, local: Mosquitto, cloud: Mosquitto, pki: TestPki) -> Gateway:
-    """A gateway for c8y with everything set but the device key."""
+    """A gateway for c8y with everything set but the device key.
+
+    The stand-in Cumulocity answers `agent connect c8y`'s round trip (empty
+    s/uat -> 71,<JWT> on s/dat) like the real one: ``gw.c8y_responder``, one
+    per cloud broker, stopped at the end of the test; None for a broker it
+    cannot join (then connect's check fails, exit 62, as with a real tenant
+    that does not know the device).
+    """
     gw = Gateway(tmp_path / "etc-agent", local, cloud, pki)
+    responder = _responders.get(cloud.tls_port)
+    if responder is None:
+        try:
+            responder = CumulocityResponder(gw.cloud_address("c8y-standin")).start()
+        except StandinError:
+            responder = None
+        else:
+            _responders[cloud.tls_port] = responder
+    gw.c8y_responder = responder
     gw.set("c8y.url", cloud.url)
     gw.set("c8y.root_cert_path", str(pki.ca.cert_path))
     gw.set("mqtt.client.host", local.host)
@@ -198,13 +226,8 @@ class GatewayFactory(Protocol):
 def gateway_factory(
     tmp_path: Path, local_broker: Mosquitto, cloud_broker: Mosquitto, pki: TestPki
 ) -> Iterator[GatewayFactory]:
-    """Gateways in any mode on this test's brokers; their bridges stopped afterwards.
-
-    The stand-in Cumulocity answers `agent connect c8y`'s round trip (empty
-    s/uat -> 71,<JWT> on s/dat) like the real one: ``c8y_responder``.
-    """
+    """Gateways in any mode on this test's brokers; their bridges stopped afterwards."""
     made: list[Gateway] = []
-    responder: list[CumulocityResponder] = []
 
     def make(
         mode: Mode,
@@ -217,9 +240,6 @@ def gateway_factory(
         root = tmp_path if name is None else tmp_path / name
         gw = new_gateway(root, local_broker, cloud_broker, pki)
         made.append(gw)
-        if not responder:
-            responder.append(CumulocityResponder(gw.cloud_address("c8y-standin")).start())
-        gw.c8y_responder = responder[0]
         if mode == "off":
             device = pki.client(cn)
             gw.set("device.cryptoki.mode", "off")
@@ -241,8 +261,6 @@ def gateway_factory(
     finally:
         for gw in made:
             gw.disconnect_all()
-        for each in responder:
-            each.stop()
 
 
 @pytest.fixture
