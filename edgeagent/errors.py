@@ -54,10 +54,12 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── TlsVersionRefused            the server wants a version below <cloud>.tls.min_version
     │   ├── TlsDowngradeDetected         a TLS 1.2 answer carries RFC 8446's downgrade sentinel
     │   ├── DeviceCertificateRefused     the cloud closed on us over the device certificate
+    │   ├── AlpnNotSelected              the server did not select ALPN x-amzn-mqtt-ca (AWS on 443)
     │   └── TlsHandshakeFailed           anything else during the handshake
     ├── BrokerError
     │   ├── BrokerUnreachable        TCP connect failed / timed out
-    │   └── BrokerRefused            CONNACK with a failure reason
+    │   ├── BrokerRefused            CONNACK with a failure reason
+    │   └── CloudDidNotAnswer        the session is up but the cloud did not answer connect's check
     ├── ServiceError                 starting / stopping the bridge process
     └── FileWriteError               a file we were asked to write (certificate, CSR, public key)
 """
@@ -271,6 +273,10 @@ class DeviceCertificateRefused(TlsError):
     """The cloud refused the device certificate (an alert, or it closed on us right after)."""
 
 
+class AlpnNotSelected(TlsError):
+    """The server did not select the ALPN protocol the cloud needs (AWS on port 443)."""
+
+
 class TlsHandshakeFailed(TlsError):
     """The handshake failed for another reason (alert, protocol, timeout)."""
 
@@ -288,6 +294,10 @@ class BrokerUnreachable(BrokerError):
 
 class BrokerRefused(BrokerError):
     """The broker answered CONNECT with a failure."""
+
+
+class CloudDidNotAnswer(BrokerError):
+    """TLS and MQTT are up, but the cloud did not answer `connect`'s round trip."""
 
 
 # -- the bridge service ------------------------------------------------------------

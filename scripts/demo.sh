@@ -245,6 +245,15 @@ start_broker cloud \
     "use_identity_as_username true"
 cloud_port="$BROKER_PORT"
 note "stand-in cloud:    localhost:$cloud_port (TLS 1.3 only, client certificate required)"
+# The cloud's side of `agent connect`'s check: like the platform, it answers
+# an empty s/uat with 71,<token> on s/dat (integration/standin).
+(cd "$repo" && exec python -m integration.standin c8y --host localhost --port "$cloud_port" \
+    --cafile "$work/pki/ca.pem" --cert "$work/pki/cloud-app.pem" --key "$work/pki/cloud-app.key" \
+    >"$work/brokers/cloud/responder.out" 2>&1) &
+helper_pids+=($!)
+wait_until "the stand-in Cumulocity's responder" 15 grep -q '^ready' "$work/brokers/cloud/responder.out" \
+    || die "the stand-in responder did not start: $(cat "$work/brokers/cloud/responder.out")"
+note "stand-in responder: answers s/uat with 71,<token> on s/dat"
 
 # --- 4. configure and connect -------------------------------------------------
 

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.signing_service",
     "tests.support.gateway",
     "tests.support.est",
+    "tests.support.clouds",
 ]

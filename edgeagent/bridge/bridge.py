@@ -99,7 +99,12 @@ class Bridge:
         self._cloud_retain = cloud_retain
         self._cloud_max_payload = cloud_max_payload
         # Copies: the caller's endpoints stay as they were given.
-        local = dataclasses.replace(local, subscriptions=rules.local_filters())
+        # As a mosquitto bridge, the local broker keeps the retain flag of the
+        # messages it hands us (AWS keeps retained messages) and never hands us
+        # our own messages back (see echoes.py).
+        local = dataclasses.replace(
+            local, subscriptions=rules.local_filters(), bridge_protocol=True
+        )
         cloud = dataclasses.replace(
             cloud,
             subscriptions=rules.remote_filters(),
@@ -306,7 +311,8 @@ class Bridge:
         )
         if not target.publish(topic, message.payload, qos=qos, retain=retain, token=token):
             return  # QoS 0 with the other side down
-        if echoes is not None:
+        # The local broker echoes nothing to a bridge-mode client.
+        if echoes is not None and (from_local or not self.local.bridge_mode):
             echoes.sent(not from_local, message.topic, topic, message.payload, side_up=target.up)
         self.forwarded[direction] += 1
         if message.qos and not qos:

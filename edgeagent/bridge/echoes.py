@@ -20,8 +20,12 @@ from the side it sent it to, and drops one such arrival. A one-topic rename
 (AWS's ``aws/test-connection`` out, its echo in as ``aws/connection-success``)
 does not map back and is not remembered: that echo is the answer we want.
 
-An echo the broker never sends (MQTT 5 no-local, mosquitto's bridge mode,
-a QoS 0 copy lost) leaves an entry behind. Entries expire `WINDOW` seconds
+The local broker is spared this when it is mosquitto: the bridge connects to
+it as a mosquitto bridge (protocol level 0x84), whose subscriptions get
+no-local, and expects echoes from the cloud side only (`Bridge.on_message`);
+a local broker that refuses that protocol gets plain MQTT 3.1.1 and both
+sides are watched. An echo the broker never sends (MQTT 5 no-local, a QoS 0
+copy lost) leaves an entry behind. Entries expire `WINDOW` seconds
 after they were sent (a message that waited for its side to come back:
 after that side next delivers anything), and at most `LIMIT` are kept per
 side, so a stale one can only ever swallow one identical message (same

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeagent.clouds.profile import CloudProfile, rules_path
+from edgeagent.clouds.profile import CloudProfile, RoundTrip, rules_path
 from edgeagent.config import AgentConfig
 
 # Cumulocity's MQTT service refuses larger payloads.
@@ -25,4 +25,11 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
         forwards_retain=False,  # Cumulocity ignores retained messages
         max_payload=MAX_PAYLOAD,
         tls_min_version=config.c8y.tls.min_version,
+        # An empty s/uat asks for a JWT: the platform answers 71,<token> on s/dat.
+        round_trip=RoundTrip(
+            "c8y/s/uat",
+            "c8y/s/dat",
+            answer_prefix=b"71,",
+            fix="register the device (or its CA) in the Cumulocity tenant",
+        ),
     )

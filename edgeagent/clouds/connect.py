@@ -20,10 +20,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.probe import probe
+from edgeagent.bridge.rules import TopicRules, topic_matches
 from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.device import open_device
-from edgeagent.clouds.profile import CloudProfile
+from edgeagent.clouds.profile import CloudProfile, RoundTrip
 from edgeagent.clouds.registry import cloud_profile
+from edgeagent.clouds.round_trip import round_trip
 from edgeagent.config import AgentConfig, config_file, load_config
 from edgeagent.errors import ConfigError, ServiceError
 from edgeagent.mqtt.endpoint import Endpoint
@@ -71,7 +73,8 @@ def _load(config_dir: Path, cloud: str) -> tuple[AgentConfig, CloudProfile]:
 
 
 def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
-    """Check everything, start the bridge, and wait until it reports the cloud up."""
+    """Check everything, start the bridge, wait until it reports the cloud up, and
+    prove the cloud answers (a request through the bridge and its answer)."""
     with progress.step("Reading the configuration"):
         config, profile = _load(config_dir, cloud)
     progress.detail("configuration", str(config_file(config_dir)))
@@ -87,6 +90,10 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
         device = open_device(config, profile)
     try:
         progress.detail("device id", device.device_id)
+        # A broken rules file is this step's error, not a bridge that dies at start.
+        with progress.step("Reading the bridge rules"):
+            rules = TopicRules.load(profile.rules_path, device_id=device.device_id)
+        progress.detail("rules", str(profile.rules_path))
         progress.detail("certificate file", str(device.certificate.path))
         progress.detail("cryptoki", "true" if device.signer.cryptoki else "false")
         progress.detail("key", device.signer.location)
@@ -115,6 +122,27 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
     progress.detail("service", how)
     with progress.step(f"Verifying the device is connected to {profile.title}"):
         wait_until_healthy(config, profile, service)
+    check = profile.round_trip
+    if check is not None and not _carries(rules, check):
+        # A user's rules file without the check's topics: nothing to prove it with.
+        progress.detail(
+            f"{profile.title} answers",
+            f"not checked: the bridge rules ({profile.rules_path}) do not carry "
+            f"{check.request.format(n='<n>')} and {check.answer.format(n='<n>')}",
+        )
+    elif check is not None:
+        with progress.step(f"Checking that {profile.title} answers"):
+            seconds = round_trip(config, profile)
+        progress.detail("round trip", f"{seconds * 1000:.0f} ms")
+
+
+def _carries(rules: TopicRules, check: RoundTrip) -> bool:
+    """Whether the rules forward the check's request out and carry some topic in
+    that could be its answer (the answer's remote name is the cloud's to choose)."""
+    answer = check.answer.format(n=1)
+    return rules.to_remote(check.request.format(n=1)) is not None and any(
+        rule.inbound and topic_matches(rule.local_filter, answer) for rule in rules.rules
+    )
 
 
 def disconnect(config_dir: Path, cloud: str, progress: Progress) -> bool:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeagent.bridge.probe import probe
+from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.device import Device
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.clouds.registry import cloud_profile
+from edgeagent.clouds.round_trip import round_trip
 from edgeagent.config import AgentConfig, config_file, load_config
 from edgeagent.errors import (
     AgentError,
@@ -51,6 +53,7 @@ class CheckResult:
     ok: bool
     detail: str = ""
     error: AgentError | None = None
+    skipped: bool = False  # could not be checked now (detail says why): neither ✓ nor ✗
 
 
 @dataclass
@@ -71,6 +74,9 @@ def diagnose(config_dir: Path, cloud: str) -> Iterator[CheckResult]:
         for label, check in _checks(state):
             try:
                 detail = check()
+            except NotChecked as reason:
+                yield CheckResult(label, True, str(reason), skipped=True)
+                continue
             except AgentError as error:
                 yield CheckResult(label, False, error=error)
                 return
@@ -95,6 +101,9 @@ def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
     yield "certificate matches the key and is valid now", lambda: _certificate(state)
     yield "cloud host resolves", lambda: _resolves(state)
     yield "TLS handshake and MQTT CONNACK", lambda: _handshake(state)
+    assert state.profile is not None
+    if state.profile.round_trip is not None:
+        yield f"{state.profile.title} answers", lambda: _answers(state)
 
 
 def _read_config(state: _State) -> str:
@@ -241,3 +250,23 @@ def _handshake(state: _State) -> str:
         f"{state.profile.host}:{state.profile.port}, {tls.last_handshake.describe()}, "
         f"handshake {handshake_ms:.0f} ms, CONNACK {connack_ms:.0f} ms"
     )
+
+
+def _answers(state: _State) -> str:
+    """connect's round trip, through the running bridge."""
+    assert state.profile is not None and state.config is not None
+    profile, config = state.profile, state.config
+    service = BridgeService(profile.name, state.config_dir, config.run.path, config.logs.path)
+    if not service.is_running():
+        # Our own session with the cloud would be the bridge's (same client id)
+        # and would take the messages the cloud holds for it.
+        raise NotChecked(
+            f"the {profile.title} bridge is not running: `agent connect "
+            f"{profile.name}` ends with this check"
+        )
+    seconds = round_trip(config, profile)
+    return f"round trip {seconds * 1000:.0f} ms through the running bridge"
+
+
+class NotChecked(Exception):
+    """A check that cannot run now; not a failure (``CheckResult.skipped``)."""

@@ -10,6 +10,26 @@ from edgeagent.config import DeviceIdentity
 
 
 @dataclass(frozen=True)
+class RoundTrip:
+    """`agent connect`'s proof that the cloud answers, on the local broker's side.
+
+    Publish ``payload`` on ``request``; the cloud answered when a message
+    arrives on ``answer`` (``{n}`` in either: one request number per attempt)
+    that starts with ``answer_prefix``, or, with ``echo``, equals what was sent.
+    """
+
+    request: str
+    answer: str
+    payload: bytes = b""
+    answer_prefix: bytes = b""
+    echo: bool = False
+    attempts: int = 1
+    seconds_per_attempt: float = 15.0
+    fix: str = "register the device (or its CA) with the cloud"
+    """What to do when the cloud does not answer."""
+
+
+@dataclass(frozen=True)
 class CloudProfile:
     """One cloud's endpoint, identity and MQTT rules, resolved from the config."""
 
@@ -25,6 +45,9 @@ class CloudProfile:
     max_payload: int | None = None
     alpn: tuple[bytes, ...] = ()
     tls_min_version: str = "1.2"  # <cloud>.tls.min_version
+    username_format: str | None = None
+    """The MQTT user name with ``{device_id}`` in it; None: no user name."""
+    round_trip: RoundTrip | None = None
 
     @property
     def health_topic(self) -> str:
@@ -32,7 +55,9 @@ class CloudProfile:
         return f"agent/bridge/{self.name}/health"
 
     def username(self, device_id: str) -> str | None:
-        return None
+        if self.username_format is None:
+            return None
+        return self.username_format.format(device_id=device_id)
 
 
 def rules_path(cloud: str, config_dir: Path) -> Path:

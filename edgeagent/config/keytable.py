@@ -4,7 +4,7 @@ Generated from edgeagent/config/schema.py by `python -m edgeagent.config.keytabl
 do not edit (tests/unit/test_config_quick.py checks it matches the schema).
 """
 
-CLOUDS: tuple[str, ...] = ("c8y",)
+CLOUDS: tuple[str, ...] = ("c8y", "az", "aws")
 """Every cloud section of the schema, in schema order (read through edgeagent.clouds.registry)."""
 
 KEYS: dict[str, tuple[str, str | None, str]] = {
@@ -46,6 +46,28 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
     "c8y.device.key_pin": ("the token's user PIN", None, "AGENT_C8Y_DEVICE_KEY_PIN"),
     "c8y.tls.min_version": ("one of: 1.2, 1.3", "1.2", "AGENT_C8Y_TLS_MIN_VERSION"),
     "c8y.http": ("host[:port] without a scheme, port 1..65535", None, "AGENT_C8Y_HTTP"),
+    "az.url": ("host[:port] without a scheme, port 1..65535", None, "AGENT_AZ_URL"),
+    "az.root_cert_path": ("an absolute path", "/etc/ssl/certs", "AGENT_AZ_ROOT_CERT_PATH"),
+    "az.device.key_uri": (
+        "a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'",
+        None,
+        "AGENT_AZ_DEVICE_KEY_URI",
+    ),
+    "az.device.cert_path": ("an absolute path", None, "AGENT_AZ_DEVICE_CERT_PATH"),
+    "az.device.key_path": ("an absolute path", None, "AGENT_AZ_DEVICE_KEY_PATH"),
+    "az.device.key_pin": ("the token's user PIN", None, "AGENT_AZ_DEVICE_KEY_PIN"),
+    "az.tls.min_version": ("one of: 1.2, 1.3", "1.2", "AGENT_AZ_TLS_MIN_VERSION"),
+    "aws.url": ("host[:port] without a scheme, port 1..65535", None, "AGENT_AWS_URL"),
+    "aws.root_cert_path": ("an absolute path", "/etc/ssl/certs", "AGENT_AWS_ROOT_CERT_PATH"),
+    "aws.device.key_uri": (
+        "a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'",
+        None,
+        "AGENT_AWS_DEVICE_KEY_URI",
+    ),
+    "aws.device.cert_path": ("an absolute path", None, "AGENT_AWS_DEVICE_CERT_PATH"),
+    "aws.device.key_path": ("an absolute path", None, "AGENT_AWS_DEVICE_KEY_PATH"),
+    "aws.device.key_pin": ("the token's user PIN", None, "AGENT_AWS_DEVICE_KEY_PIN"),
+    "aws.tls.min_version": ("one of: 1.2, 1.3", "1.2", "AGENT_AWS_TLS_MIN_VERSION"),
     "mqtt.client.host": (
         "a host name or IP address, no scheme, port or path",
         "127.0.0.1",

@@ -320,6 +320,27 @@ class C8yConfig(CloudConfig):
         return host, 443
 
 
+class AzConfig(CloudConfig):
+    cloud: ClassVar[str] = "az"
+
+    url: HostPort | None = key(
+        "The Azure IoT Hub's host name, <hub>.azure-devices.net; port 8883 when omitted. "
+        "The MQTT user name is <host>/<device id>/?api-version=2021-04-12.",
+        "my-hub.azure-devices.net",
+    )
+
+
+class AwsConfig(CloudConfig):
+    cloud: ClassVar[str] = "aws"
+
+    url: HostPort | None = key(
+        "The AWS IoT Core account's ATS endpoint, host[:port]; port 8883 when omitted. "
+        "With port 443 the agent offers ALPN 'x-amzn-mqtt-ca' (for firewalls that "
+        "only open 443).",
+        "abc123xyz-ats.iot.eu-west-1.amazonaws.com",
+    )
+
+
 # -- local broker, files -----------------------------------------------------------
 
 
@@ -389,6 +410,8 @@ class AgentConfig(BaseSettings):
 
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     c8y: C8yConfig = Field(default_factory=C8yConfig)
+    az: AzConfig = Field(default_factory=AzConfig)
+    aws: AwsConfig = Field(default_factory=AwsConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
@@ -410,7 +433,7 @@ class AgentConfig(BaseSettings):
 
     @classmethod
     def cloud_names(cls) -> tuple[str, ...]:
-        """Every cloud section, in schema order (``("c8y",)`` for now)."""
+        """Every cloud section, in schema order (``("c8y", "az", "aws")``)."""
         return tuple(
             name
             for name, field in cls.model_fields.items()

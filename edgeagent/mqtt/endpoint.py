@@ -28,3 +28,8 @@ class Endpoint:
     subscriptions: list[str] = field(default_factory=list)
     subscribe_qos: int = 2
     max_inflight: int = 100
+    # Connect as a mosquitto bridge (protocol level 0x84, mosquitto's
+    # try_private): the broker then keeps the retain flag of live messages as
+    # published and does not send the client its own messages back. A broker
+    # that refuses it gets plain MQTT 3.1.1 on the next attempt.
+    bridge_protocol: bool = False

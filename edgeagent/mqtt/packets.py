@@ -82,7 +82,9 @@ def connect(
     clean_session: bool,
     username: str | None = None,
     will: Will | None = None,
+    protocol_level: int = 4,
 ) -> bytes:
+    """CONNECT; ``protocol_level`` 0x84 is MQTT 3.1.1 as mosquitto's bridges speak it."""
     flags = 0x02 if clean_session else 0
     payload = _string(client_id)
     if will is not None:
@@ -91,7 +93,7 @@ def connect(
     if username is not None:
         flags |= 0x80
         payload += _string(username)
-    header = _string("MQTT") + bytes((4, flags)) + _U16.pack(keepalive)
+    header = _string("MQTT") + bytes((protocol_level, flags)) + _U16.pack(keepalive)
     return _packet(CONNECT << 4, header + payload)
 
 

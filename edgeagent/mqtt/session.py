@@ -36,6 +36,7 @@ from edgeagent.tls.refusal import refused_after_handshake
 
 log = logging.getLogger("edgeagent.bridge")
 
+BRIDGE_PROTOCOL_LEVEL = 0x84  # MQTT 3.1.1 (4) with mosquitto's bridge bit (0x80)
 READ_SIZE = 16384  # 64 KiB reads cost ~1 MB more peak heap in the benchmarks, no throughput
 READS_PER_WAKEUP = 4
 WRITE_CHUNK = 64 * 1024
@@ -95,6 +96,7 @@ class MqttSession(Generic[TokenT]):
         self._last_received = 0.0
         self._ping_sent: float | None = None
         self.dropped_qos0 = 0
+        self._bridge_protocol_refused = False
 
     # -- connecting --------------------------------------------------------------------
 
@@ -121,7 +123,8 @@ class MqttSession(Generic[TokenT]):
             self.sock = sock
             self._reader = p.PacketReader()
             self._wbuf.clear()
-            self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, self._will))
+            level = BRIDGE_PROTOCOL_LEVEL if self.bridge_mode else 4
+            self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, self._will, level))
             self._flush_blocking()
             present, code = self._await_connack()
         except (OSError, BrokerUnreachable) as error:
@@ -135,6 +138,16 @@ class MqttSession(Generic[TokenT]):
             self.sock = None
             sock.close()
             raise
+        if code == 1 and self.bridge_mode:
+            sock.close()
+            self.sock = None
+            self._bridge_protocol_refused = True
+            raise BrokerRefused(
+                f"{where} does not accept mosquitto's bridge protocol (level 0x84); "
+                "plain MQTT 3.1.1 from the next attempt on: live messages then reach "
+                "the bridge without their retain flag",
+                "use mosquitto as the local broker to keep retain flags",
+            )
         if code != 0:
             sock.close()
             self.sock = None
@@ -145,6 +158,11 @@ class MqttSession(Generic[TokenT]):
         sock.setblocking(False)
         self.resume(sock, present)
         log.debug("%s connected (session present: %s)", where, present)
+
+    @property
+    def bridge_mode(self) -> bool:
+        """Connecting as a mosquitto bridge (`Endpoint.bridge_protocol`, not refused)."""
+        return self.endpoint.bridge_protocol and not self._bridge_protocol_refused
 
     def resume(self, sock: Any, present: bool) -> None:
         """Start sending on a connected, authenticated socket (after CONNACK).

@@ -30,7 +30,12 @@ from tlslite.handshakesettings import HandshakeSettings
 from tlslite.tlsconnection import TLSConnection
 from tlslite.x509certchain import X509CertChain
 
-from edgeagent.errors import AgentError, ServerCertificateUntrusted, TlsHandshakeFailed
+from edgeagent.errors import (
+    AgentError,
+    AlpnNotSelected,
+    ServerCertificateUntrusted,
+    TlsHandshakeFailed,
+)
 from edgeagent.signing.signer import Signer
 from edgeagent.tls.aead import CIPHER_NAMES
 from edgeagent.tls.connection import AgentTLSConnection, version_refusal, version_text
@@ -222,6 +227,17 @@ class TlsClientContext:
                 serverName=None if _is_ip_literal(host) else host,
                 alpn=self.alpn,
             )
+            if self.alpn:
+                chosen = conn.session.appProto if conn.session else None
+                if chosen not in self.alpn:
+                    wanted = ", ".join(p.decode() for p in self.alpn)
+                    raise AlpnNotSelected(
+                        f"{host} did not select the ALPN protocol {wanted} "
+                        f"(it selected {chosen.decode() if chosen else 'none'})",
+                        "the port is not the cloud's MQTT port: for AWS IoT Core use the "
+                        "account's ATS endpoint on 443 or 8883, and a proxy that passes "
+                        "ALPN through",
+                    )
         except AgentError:
             raise
         except TLSRemoteAlert as alert:

@@ -60,7 +60,7 @@ SIZES = {
 def run_all(size: Size, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Every benchmark at ``size``; the raw results (see `report.rows` for the table)."""
     # Imported here so that `import integration.bench` stays cheap.
-    from integration.bench import cli_time, handshake, latency, signing, throughput
+    from integration.bench import cli_time, clouds, handshake, latency, signing, throughput
     from integration.bench.bridges import AgentBridge, BridgeUnderTest, MosquittoBridge, rss_kib
     from integration.bench.report import machine
     from integration.bench.testbed import Testbed
@@ -145,6 +145,22 @@ def run_all(size: Size, progress: Callable[[str], None] = lambda _: None) -> dic
                 bridge.stop()
 
         results["cli"] = timed("cli", lambda: cli_time.run(bed.root / "etc-cli", size.cli_runs))
+        results["three_clouds"] = timed("three clouds", lambda: clouds.run(bed, "module"))
+    return results
+
+
+def run_three_clouds_only(
+    size: Size, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
+    """Just the three-clouds memory row (``--only three-clouds``)."""
+    from integration.bench import clouds
+    from integration.bench.report import machine
+    from integration.bench.testbed import Testbed
+
+    results: dict[str, Any] = {"machine": machine(), "sizes": asdict(size), "seconds": {}}
+    with Testbed.create() as bed:
+        progress("three clouds ...")
+        results["three_clouds"] = clouds.run(bed, "module")
     return results
 
 

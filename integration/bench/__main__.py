@@ -1,4 +1,4 @@
-"""python -m integration.bench [--size smoke|full] [--out results.json] [--only handshake-tls12]
+"""python -m integration.bench [--size smoke|full] [--out results.json] [--only NAME]
 
 Runs every benchmark in one go (or the one ``--only`` names), prints one
 markdown table and writes the raw numbers (and the machine they came from)
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from integration.bench import SIZES, run_all, run_tls12_only
-from integration.bench.report import markdown, row_dicts, rows, tls12_rows
+from integration.bench import SIZES, run_all, run_three_clouds_only, run_tls12_only
+from integration.bench.report import markdown, row_dicts, rows, three_clouds_rows, tls12_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     parser.add_argument(
         "--only",
-        choices=["handshake-tls12"],
+        choices=["handshake-tls12", "three-clouds"],
         help="run one benchmark instead of all of them",
     )
     args = parser.parse_args(argv)
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "handshake-tls12":
         results = run_tls12_only(SIZES[args.size], progress=_progress)
         table = tls12_rows(results)
+    elif args.only == "three-clouds":
+        results = run_three_clouds_only(SIZES[args.size], progress=_progress)
+        table = three_clouds_rows(results)
     else:
         results = run_all(SIZES[args.size], progress=_progress)
         table = rows(results)

@@ -47,6 +47,28 @@ def tls12_rows(results: dict[str, Any]) -> list[Row]:
     ]
 
 
+THREE_CLOUDS_TARGET_MB = 60
+
+
+def three_clouds_rows(results: dict[str, Any]) -> list[Row]:
+    """c8y, az and aws connected at once: the bridge processes' summed PSS."""
+    three = results["three_clouds"]
+    mb = three["pss_kib"] * 1024 / 1e6
+    rss_mb = three["rss_kib"] * 1024 / 1e6
+    return [
+        Row(
+            f"Three clouds connected (c8y, az, aws; {three['mode']} mode, SoftHSM key): the "
+            f"sum of the bridge processes' PSS (/proc/<pid>/smaps_rollup), "
+            f"{three['processes']} process(es)",
+            f"{mb:.1f} MB",
+            f"sum of their VmRSS: {rss_mb:.1f} MB",
+            mb / rss_mb,
+            f"≤ {THREE_CLOUDS_TARGET_MB} MB",
+            mb <= THREE_CLOUDS_TARGET_MB,
+        )
+    ]
+
+
 def rows(results: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     hs = results["handshake"]["nodelay_broker"]
@@ -200,6 +222,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
             a <= 150,
         )
     )
+    if "three_clouds" in results:
+        out += three_clouds_rows(results)
     return out
 
 

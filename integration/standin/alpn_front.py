@@ -24,7 +24,8 @@ plain listener.
 One acceptor thread and one thread per connection (relaying with a
 selector, so a TLS socket is only ever used by the thread that owns it);
 `stop` ends and joins them all and closes every socket. Loopback only, port
-chosen by the system.
+chosen by the system unless given (``port=443``, as root: the agent offers
+ALPN on AWS's port 443 only).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class AlpnFront:
         backend_tls: ssl.SSLContext | None = None,
         backend_hostname: str | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
         handshake_timeout: float = 5.0,
         minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
         maximum_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
@@ -79,6 +81,7 @@ class AlpnFront:
         self.backend = backend
         self.alpn = alpn
         self.host = host
+        self._listen_port = port  # 0: the system chooses
         self._backend_tls = backend_tls
         self._backend_hostname = backend_hostname or backend[0]
         self._handshake_timeout = handshake_timeout
@@ -120,7 +123,7 @@ class AlpnFront:
         return self._port
 
     def start(self) -> Self:
-        listener = socket.create_server((self.host, 0))
+        listener = socket.create_server((self.host, self._listen_port))
         self._listener = listener
         self._port = listener.getsockname()[1]
         self._spawn(self._accept_loop, "alpn-front-accept")

@@ -68,9 +68,12 @@ def test_a_rules_file_the_bridge_cannot_use_is_reported_with_its_fix(gateway: Ga
         'local_prefix = "c8y"\nremote_prefix = ""\n[[rule]]\ndirection = "out"\ntopic = "s/us"\n'
     )
     done = gateway.agent("connect", "c8y")
-    assert done.returncode != 0
-    log = (gateway.config_dir.parent / "log" / "bridge-c8y.log").read_text()
-    message = done.stdout + done.stderr + log
+    # connect reads the rules with the device id before it starts the bridge:
+    # the configuration's exit code and message, and no bridge left behind.
+    assert done.returncode == 19, done.stdout + done.stderr
+    assert "Reading the bridge rules... ✗" in done.stdout
+    assert not (gateway.run_dir / "bridge-c8y.pid").exists()
+    message = done.stdout + done.stderr
     assert f"bridge rules {rules}, [[rule]] 1 (topic 's/us')" in message
     assert "local_prefix 'c8y' does not end with '/'" in message
     assert 'write local_prefix = "c8y/"' in message

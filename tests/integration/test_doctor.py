@@ -40,7 +40,9 @@ def test_a_healthy_chain_passes_every_step(gateway: Gateway, softhsm_token: Soft
     steps = lines(done.stdout)
     assert [s[2:].split(":")[0] for s in steps] == ALL_STEPS
     assert all(s.startswith("✓") for s in steps)
-    assert "All checks passed." in done.stdout
+    # The last check, the cloud answering, needs a running bridge (test_clouds_round_trip.py).
+    assert "- Cumulocity answers: not checked: the Cumulocity bridge is not running" in done.stdout
+    assert "All checks passed; 1 not checked." in done.stdout
 
 
 def _fails_at(done: object, step: str) -> None:

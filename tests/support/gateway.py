@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 import pytest
 
 from edgeagent.config import set_value
+from integration.standin import BrokerAddress, CumulocityResponder, StandinError
 from tests.support.agent_cli import AGENT as AGENT  # also importable from here, its old home
 from tests.support.agent_cli import exit_code as exit_code  # (idem)
 from tests.support.agent_cli import run_agent
@@ -64,6 +65,7 @@ class Gateway:
     local: Mosquitto
     cloud: Mosquitto
     pki: TestPki
+    c8y_responder: CumulocityResponder | None = None
 
     def set(self, key: str, value: str) -> None:
         set_value(self.config_dir, key, value)
@@ -106,6 +108,17 @@ class Gateway:
         return key
 
     # -- the two brokers' sides
+
+    def cloud_address(self, cn: str = "cloud-app") -> BrokerAddress:
+        """The cloud broker for a stand-in service of the cloud (a responder) as ``cn``."""
+        app = self.pki.client(cn)
+        return BrokerAddress(
+            self.cloud.hostname,
+            self.cloud.tls_port,
+            self.pki.ca.cert_path,
+            app.cert_path,
+            app.key_path,
+        )
 
     def cloud_app(self) -> MqttProbe:
         """A client of the cloud broker: plays the cloud side of the conversation."""
@@ -150,9 +163,37 @@ class Gateway:
             self.agent("disconnect", pid_file.stem.removeprefix("bridge-"))
 
 
+_responders: dict[int, CumulocityResponder] = {}
+"""This test's stand-in Cumulocity responders, by their cloud broker's TLS port."""
+
+
+@pytest.fixture(autouse=True)
+def _stop_c8y_responders() -> Iterator[None]:
+    """Stop the responders `new_gateway` started during the test."""
+    yield
+    while _responders:
+        _responders.popitem()[1].stop()
+
+
 def new_gateway(tmp_path: Path, local: Mosquitto, cloud: Mosquitto, pki: TestPki) -> Gateway:
-    """A gateway for c8y with everything set but the device key."""
+    """A gateway for c8y with everything set but the device key.
+
+    The stand-in Cumulocity answers `agent connect c8y`'s round trip (empty
+    s/uat -> 71,<JWT> on s/dat) like the real one: ``gw.c8y_responder``, one
+    per cloud broker, stopped at the end of the test; None for a broker it
+    cannot join (then connect's check fails, exit 62, as with a real tenant
+    that does not know the device).
+    """
     gw = Gateway(tmp_path / "etc-agent", local, cloud, pki)
+    responder = _responders.get(cloud.tls_port)
+    if responder is None:
+        try:
+            responder = CumulocityResponder(gw.cloud_address("c8y-standin")).start()
+        except StandinError:
+            responder = None
+        else:
+            _responders[cloud.tls_port] = responder
+    gw.c8y_responder = responder
     gw.set("c8y.url", cloud.url)
     gw.set("c8y.root_cert_path", str(pki.ca.cert_path))
     gw.set("mqtt.client.host", local.host)
@@ -215,9 +256,11 @@ def gateway_factory(
             gw.set("device.cryptoki.socket_path", str(socket_path))
         return gw
 
-    yield make
-    for gw in made:
-        gw.disconnect_all()
+    try:
+        yield make
+    finally:
+        for gw in made:
+            gw.disconnect_all()
 
 
 @pytest.fixture

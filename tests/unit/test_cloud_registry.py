@@ -24,8 +24,7 @@ def test_the_registry_lists_the_schemas_cloud_sections() -> None:
 def test_every_cloud_has_a_profile_module_and_a_rules_file() -> None:
     rules = resources.files("edgeagent.clouds") / "rules"
     shipped = {item.name.removesuffix(".toml") for item in rules.iterdir()}
-    # az and aws rules arrive ahead of their profiles (issue 11): then back to ==.
-    assert set(CLOUDS) <= shipped
+    assert set(CLOUDS) == shipped
     for cloud in CLOUDS:
         module = importlib.import_module(f"edgeagent.clouds.{cloud}")
         assert callable(module.profile), f"edgeagent/clouds/{cloud}.py needs profile()"

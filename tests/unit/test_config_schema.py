@@ -29,6 +29,20 @@ EXPECTED_KEYS = {
     "c8y.device.key_pin",
     "c8y.tls.min_version",
     "c8y.http",
+    "az.url",
+    "az.root_cert_path",
+    "az.device.key_uri",
+    "az.device.cert_path",
+    "az.device.key_path",
+    "az.device.key_pin",
+    "az.tls.min_version",
+    "aws.url",
+    "aws.root_cert_path",
+    "aws.device.key_uri",
+    "aws.device.cert_path",
+    "aws.device.key_path",
+    "aws.device.key_pin",
+    "aws.tls.min_version",
     "mqtt.client.host",
     "mqtt.client.port",
     "mqtt.bridge.built_in",
@@ -201,7 +215,7 @@ def test_identity_of_an_unknown_cloud():
 def test_clouds_share_one_section_model():
     from edgeagent.config import CloudConfig
 
-    assert AgentConfig.cloud_names() == ("c8y",)
+    assert AgentConfig.cloud_names() == ("c8y", "az", "aws")
     assert isinstance(AgentConfig().cloud("c8y"), CloudConfig)
     for name in AgentConfig.cloud_names():
         assert AgentConfig().cloud(name).cloud == name
