@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import secrets
+import string
 import tempfile
 import time
 from collections.abc import Callable
@@ -167,7 +169,8 @@ def install_certificate_pem(path: Path, data: bytes) -> None:
         ) from error
 
 
-def _public_der(signer: Signer) -> bytes:
+def public_der(signer: Signer) -> bytes:
+    """The signer's public key as DER SubjectPublicKeyInfo: picks our certificate from a chain."""
     return signer.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -225,7 +228,7 @@ def download(
             notify=notify,
             sleep=sleep,
         )
-        chain = leaf_first(answer.certificates, _public_der(signer))
+        chain = leaf_first(answer.certificates, public_der(signer))
         install_certificate(identity.cert_path, chain)
         location = signer.location
     leaf = chain[0]
@@ -239,3 +242,23 @@ def download(
         attempts=attempts,
         replaced=replaced,
     )
+
+
+def new_one_time_password() -> str:
+    """24 letters and digits (~143 bits), for the person who registers the device."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+# What the person registering the device does in each cloud's console.
+_REGISTRATION_STEPS = {
+    "c8y": (
+        "Cumulocity: Devices > Registration > Register device > General",
+        "(certificate authority / one-time password)",
+    ),
+}
+
+
+def registration_steps(cloud: str) -> tuple[str, ...]:
+    """The console steps that register a device for enrolment (none known: empty)."""
+    return _REGISTRATION_STEPS.get(cloud, ())

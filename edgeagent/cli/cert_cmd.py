@@ -1,4 +1,7 @@
-"""`agent cert create|create-csr|show|renew`: certificates signed by the device key.
+"""`agent cert create|create-csr|show|download|renew`: certificates signed by the device key.
+
+`download` and `renew` (enrolment, EST) are parsed here and run in
+:mod:`edgeagent.cli.cert_enrol_cmd`.
 
 What each command does is :mod:`edgeagent.certs.commands` (and, for a renewal
 with a new key, :mod:`edgeagent.hsm.keys`); they are imported inside the
@@ -10,32 +13,17 @@ from __future__ import annotations
 import argparse
 import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from edgeagent.cli import cert_enrol_cmd
 from edgeagent.cli.args import (
     Subparsers,
     add_cloud,
     add_command,
     config_dir_from,
-    default_cloud,
     note,
 )
+from edgeagent.cli.cert_enrol_cmd import cloud_of, print_written
 from edgeagent.cli.exit_codes import OK
-
-if TYPE_CHECKING:
-    from edgeagent.certs.commands import Written
-
-
-def _cloud(args: argparse.Namespace) -> str:
-    return str(args.cloud) if args.cloud else default_cloud()
-
-
-def _print_written(what: str, written: Written) -> None:
-    print(written.path)
-    note(
-        f"{what} for CN={written.common_name}, signed ({written.signature}) by "
-        f"{written.key_location}"
-    )
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -44,12 +32,12 @@ def _create(args: argparse.Namespace) -> int:
     written = create_certificate(
         config_dir_from(args),
         args.device_id,
-        cloud=_cloud(args),
+        cloud=cloud_of(args),
         days=args.days,
         rsa_pss=args.rsa_pss,
     )
-    _print_written("self-signed certificate", written)
-    note(f"next: register it with the cloud, then: agent connect {_cloud(args)}")
+    print_written("self-signed certificate", written)
+    note(f"next: register it with the cloud, then: agent connect {cloud_of(args)}")
     return OK
 
 
@@ -59,14 +47,14 @@ def _create_csr(args: argparse.Namespace) -> int:
     written = create_csr(
         config_dir_from(args),
         args.device_id,
-        cloud=_cloud(args),
+        cloud=cloud_of(args),
         output=args.output,
         rsa_pss=args.rsa_pss,
     )
-    _print_written("certificate signing request", written)
+    print_written("certificate signing request", written)
     note(
         "next: have your CA sign it, install the certificate at device.cert_path, "
-        f"then: agent connect {_cloud(args)}"
+        f"then: agent connect {cloud_of(args)}"
     )
     return OK
 
@@ -76,7 +64,7 @@ def _show(args: argparse.Namespace) -> int:
     from edgeagent.cli.exit_codes import exit_code_for
     from edgeagent.errors import CertificateKeyMismatch, CertificateNotValidNow
 
-    report = show(config_dir_from(args), cloud=_cloud(args))
+    report = show(config_dir_from(args), cloud=cloud_of(args))
     now = datetime.datetime.now(datetime.UTC)
     left = (report.not_after - now).days
     validity = f"{report.not_before:%Y-%m-%d %H:%M:%S} to {report.not_after:%Y-%m-%d %H:%M:%S} UTC"
@@ -96,209 +84,6 @@ def _show(args: argparse.Namespace) -> int:
     if not report.valid_now:
         return exit_code_for(CertificateNotValidNow("x"))
     return OK
-
-
-def _duration(text: str) -> datetime.timedelta:
-    """``30d``, ``12h``, ``90m``, ``3600s`` (a bare number is days)."""
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    unit = text[-1:] if text[-1:] in units else "d"
-    number = text[:-1] if text[-1:] in units else text
-    try:
-        value = float(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number and d, h, m or s") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return datetime.timedelta(**{units[unit]: value})
-
-
-def _by_est(args: argparse.Namespace, config_dir: Path, cloud: str) -> bool:
-    """EST unless --csr, or a self-signed certificate without --est-url (today's renewal)."""
-    if args.csr:
-        return False
-    if args.est_url:
-        return True
-    from edgeagent.config import load_config
-    from edgeagent.signing.certificate import read_device_certificate
-
-    identity = load_config(config_dir).identity(cloud)
-    leaf = read_device_certificate(identity.cert_path, identity.cert_path_key).leaf
-    return leaf.issuer != leaf.subject
-
-
-def _renew(args: argparse.Namespace) -> int:
-    config_dir = config_dir_from(args)
-    cloud = _cloud(args)
-    if args.if_expiring_within is not None:
-        from edgeagent.clouds.cert_renewal import not_due
-
-        later = not_due(config_dir, cloud, args.if_expiring_within)
-        if later is not None:
-            print(
-                f"not renewed: the certificate is valid until {later.not_after:%Y-%m-%d %H:%M} "
-                f"UTC; it will be renewed from {later.renew_from:%Y-%m-%d %H:%M} UTC"
-            )
-            return OK
-    if _by_est(args, config_dir, cloud):
-        return _renew_by_est(args, config_dir, cloud)
-    return _renew_locally(args, config_dir, cloud)
-
-
-def _renew_by_est(args: argparse.Namespace, config_dir: Path, cloud: str) -> int:
-    from edgeagent.cli.pin_input import CliPins
-    from edgeagent.clouds.cert_renewal import renew_by_est
-    from edgeagent.config import load_config
-
-    if args.output is not None:
-        from edgeagent.errors import UsageError
-
-        raise UsageError("--output is for --csr", "leave it out: EST renews device.cert_path")
-    renewed = renew_by_est(
-        config_dir,
-        cloud,
-        pins=CliPins(args, load_config(config_dir)),
-        est_url=args.est_url,
-        new_key=args.new_key,
-        key_spec=args.type,
-        key_label=args.label,
-        keep_old_key=args.keep_old_key,
-        notify=note,
-    )
-    print(renewed.path)
-    note(
-        f"renewed certificate for {renewed.subject}, valid until "
-        f"{renewed.not_after:%Y-%m-%d %H:%M} UTC ({renewed.server}, {renewed.auth}); "
-        f"tried with the cloud first ({renewed.trial_seconds * 1000:.0f} ms to CONNACK)"
-    )
-    if renewed.new_key_uri:
-        note(f"{renewed.key_setting} switched to the new key: {renewed.new_key_uri}")
-    if renewed.reconnected:
-        note(f"the {cloud} bridge was reconnected with it")
-    return OK
-
-
-def _renew_locally(args: argparse.Namespace, config_dir: Path, cloud: str) -> int:
-    from edgeagent.certs.commands import renew
-
-    new_key_uri = None
-    if args.new_key:
-        from edgeagent.cli.pin_input import CliPins
-        from edgeagent.config import load_config
-        from edgeagent.hsm.keys import create_renewal_key
-
-        pins = CliPins(args, load_config(config_dir))
-        key = create_renewal_key(config_dir, cloud, pins, spec=args.type, label=args.label)
-        note(f"created {key.entry.kind} key {key.entry.label!r}: {key.entry.uri}")
-        new_key_uri = key.entry.uri
-    outcome = renew(
-        config_dir,
-        cloud=cloud,
-        new_key_uri=new_key_uri,
-        output=args.output,
-        days=args.days,
-        rsa_pss=args.rsa_pss,
-        csr=args.csr,
-    )
-    what = (
-        "renewed self-signed certificate"
-        if outcome.kind == "certificate"
-        else "certificate signing request"
-    )
-    _print_written(what, outcome.written)
-    if outcome.config_updated:
-        note("device key URI switched to the new key")
-    if outcome.suggestion:
-        note(f"once the CA's certificate for the new key is installed: {outcome.suggestion}")
-    return OK
-
-
-ONE_TIME_PASSWORD_ENV = "EDGEAGENT_ONE_TIME_PASSWORD"  # noqa: S105 (a variable name)
-
-
-def _one_time_password(args: argparse.Namespace) -> tuple[str, bool]:
-    """(password, generated?): from --one-time-password-file (``-``: ask), the environment,
-    else a new one."""
-    import getpass
-    import os
-    import secrets
-    import string
-    import sys
-
-    from edgeagent.cli.pin_input import read_pin
-
-    file: Path | None = args.one_time_password_file
-    if file is not None and str(file) == "-":
-        if sys.stdin.isatty():
-            password = getpass.getpass("one-time password: ")
-        else:
-            password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            from edgeagent.errors import MissingConfigValue
-
-            raise MissingConfigValue("empty one-time password", "give the password on stdin")
-        return password, False
-    if file is not None or os.environ.get(ONE_TIME_PASSWORD_ENV):
-        password = read_pin(
-            "one-time password",
-            file=file,
-            file_option="--one-time-password-file",
-            env_var=ONE_TIME_PASSWORD_ENV,
-        )
-        return password, False
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(24)), True
-
-
-def _download(args: argparse.Namespace) -> int:
-    from edgeagent.certs.enrol import download
-    from edgeagent.cli.pin_input import CliPins
-    from edgeagent.config import load_config
-    from edgeagent.hsm.device_key import ensure_device_key
-
-    config_dir = config_dir_from(args)
-    cloud = _cloud(args)
-    pins = CliPins(args, load_config(config_dir))
-    made = ensure_device_key(config_dir, cloud, pins, notify=note)
-    if made is not None:
-        note(f"no device key yet: created {made.entry.kind} key {made.entry.label!r}")
-        note(f"  {made.entry.uri}")
-    password, generated = _one_time_password(args)
-    if generated:
-        # The one place the password is shown: the person registering the device needs it.
-        print(f"register the device in {cloud} before {args.max_wait:.0f} s have passed:")
-        if cloud == "c8y":
-            print("  Cumulocity: Devices > Registration > Register device > General")
-            print("  (certificate authority / one-time password)")
-        print(f"  device id:          {args.device_id}")
-        print(f"  one-time password:  {password}", flush=True)
-    done = download(
-        config_dir,
-        cloud,
-        args.device_id,
-        password,
-        est_url=args.est_url,
-        force=args.force,
-        retry_every=args.retry_every,
-        max_wait=args.max_wait,
-        notify=note,
-    )
-    if done.replaced:
-        note(f"replaced the previous certificate: {done.replaced}")
-    print(done.path)
-    note(
-        f"certificate for {done.subject} from {done.issuer}, valid until "
-        f"{done.not_after:%Y-%m-%d %H:%M} UTC, for {done.key_location} "
-        f"({done.server}, {done.attempts} request(s))"
-    )
-    note(f"next: agent connect {cloud}")
-    return OK
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def _common(parser: argparse.ArgumentParser, *, rsa: bool = True) -> None:
@@ -374,7 +159,8 @@ def register(sub: Subparsers) -> None:
         "HTTP Basic device id : one-time password, and install the certificate at "
         "device.cert_path. Without a password, one is generated and printed with the "
         "registration step; the command then asks again, backing off, until the device is "
-        f"registered or --max-wait passes. The password may come from ${ONE_TIME_PASSWORD_ENV}; "
+        "registered or --max-wait passes. The password may come from "
+        f"${cert_enrol_cmd.ONE_TIME_PASSWORD_ENV}; "
         "it is never logged. A working certificate is replaced only with --force.",
     )
     download.add_argument(
@@ -385,7 +171,9 @@ def register(sub: Subparsers) -> None:
         type=Path,
         metavar="FILE",
         help="file holding the one-time password ('-': ask, or read stdin); "
-        "default: $" + ONE_TIME_PASSWORD_ENV + ", else a new one is generated and printed",
+        "default: $"
+        + cert_enrol_cmd.ONE_TIME_PASSWORD_ENV
+        + ", else a new one is generated and printed",
     )
     download.add_argument(
         "--est-url",
@@ -397,21 +185,21 @@ def register(sub: Subparsers) -> None:
     )
     download.add_argument(
         "--retry-every",
-        type=_seconds,
+        type=cert_enrol_cmd.seconds,
         metavar="SECONDS",
         default=5.0,
         help="first wait while not registered, doubled up to 60 (default %(default)s)",
     )
     download.add_argument(
         "--max-wait",
-        type=_seconds,
+        type=cert_enrol_cmd.seconds,
         metavar="SECONDS",
         default=600.0,
         help="give up when not registered after this long (default %(default)s)",
     )
     add_pin_file(download, "file holding the user PIN (creating the key)")
     _common(download, rsa=False)
-    download.set_defaults(run=_download)
+    download.set_defaults(run=cert_enrol_cmd.download)
 
     renew = add_command(
         actions,
@@ -454,10 +242,10 @@ def register(sub: Subparsers) -> None:
     )
     renew.add_argument(
         "--if-expiring-within",
-        type=_duration,
+        type=cert_enrol_cmd.duration,
         metavar="DURATION",
         help="renew only when the certificate ends within DURATION (30d, 12h); else say when",
     )
     add_pin_file(renew, "file holding the user PIN (--new-key)")
     _common(renew)
-    renew.set_defaults(run=_renew)
+    renew.set_defaults(run=cert_enrol_cmd.renew)

@@ -45,6 +45,7 @@ from edgeagent.certs.enrol import (
     est_server_from_url,
     install_certificate,
     install_certificate_pem,
+    public_der,
 )
 from edgeagent.certs.est import Auth, BearerAuth, leaf_first
 from edgeagent.certs.est_tls import client_cert_connection
@@ -61,7 +62,6 @@ from edgeagent.pkcs11.keyspecs import KeySpec
 from edgeagent.pkcs11.uri import Pkcs11Uri
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.open import open_signer
-from edgeagent.signing.signer import Signer
 from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors
 
@@ -114,12 +114,6 @@ class _Steps:
     def step(self, label: str) -> Iterator[None]:
         self._notify(f"{label}...")
         yield
-
-
-def _spki(signer: Signer) -> bytes:
-    return signer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def renew_by_est(
@@ -180,7 +174,7 @@ def renew_by_est(
                 max_wait=60.0,
                 notify=notify,
             )
-            chain = leaf_first(answer.certificates, _spki(signer))
+            chain = leaf_first(answer.certificates, public_der(signer))
             chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
             notify(f"trying the new certificate with {profile.title} ({profile.host})")
             trial_tls = TlsClientContext(
@@ -282,3 +276,14 @@ def _delete_key(
         return []
     notify(f"deleted {what}: {location}")
     return deleted
+
+
+def renews_by_est(config_dir: Path, cloud: str, *, est_url: str | None, csr: bool) -> bool:
+    """EST unless --csr, or a self-signed certificate without --est-url (today's renewal)."""
+    if csr:
+        return False
+    if est_url:
+        return True
+    identity = load_config(config_dir).identity(cloud)
+    leaf = read_device_certificate(identity.cert_path, identity.cert_path_key).leaf
+    return leaf.issuer != leaf.subject

@@ -140,7 +140,7 @@ def test_a_server_on_443_that_selects_no_alpn_is_refused(
 ) -> None:
     with aws_core.front(port=HTTPS, alpn=None) as front:
         done = _connect(gateway, aws_core, softhsm_token, url=f"localhost:{HTTPS}")
-    assert done.returncode == exit_code(errors.AlpnNotSelected) == 56, done.stdout + done.stderr
+    assert done.returncode == exit_code(errors.AlpnNotSelected) == 58, done.stdout + done.stderr
     message = done.stdout + done.stderr
     assert "did not select the ALPN protocol x-amzn-mqtt-ca (it selected none)" in message
     assert not (gateway.run_dir / "bridge-aws.pid").exists()

@@ -6,40 +6,15 @@ import dataclasses
 import json
 import socket
 import threading
-from typing import Any
 
 from edgeagent.bridge.bridge import Bridge
 from edgeagent.bridge.rule import BridgeRule
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.mqtt import packets as p
 from edgeagent.mqtt.endpoint import Endpoint
+from tests.support.fake_socket import FakeSocket
 
 RULES = TopicRules([BridgeRule("out", "c8y/", "", "s/us"), BridgeRule("in", "c8y/", "", "s/ds")])
-
-
-class FakeSocket:
-    """Collects what a session sends; hands it what the test queues."""
-
-    def __init__(self) -> None:
-        self.sent = bytearray()
-        self.inbox: list[bytes] = []
-
-    def send(self, data: Any) -> int:
-        self.sent += bytes(data)
-        return len(data)
-
-    def recv(self, _size: int) -> bytes:
-        if not self.inbox:
-            raise BlockingIOError
-        return self.inbox.pop(0)
-
-    def close(self) -> None:
-        pass
-
-    def packets(self) -> list[tuple[int, int, bytes]]:
-        out = list(p.PacketReader().feed(bytes(self.sent)))
-        self.sent.clear()
-        return out
 
 
 def endpoints() -> tuple[Endpoint, Endpoint]:

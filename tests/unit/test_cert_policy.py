@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from edgeagent.cli.cert_cmd import _duration
+from edgeagent.cli.cert_enrol_cmd import duration
 from edgeagent.pkcs11.origin import KeyOrigin
 
 
@@ -46,10 +46,10 @@ def test_the_description_names_each_attribute() -> None:
     ],
 )
 def test_durations(text: str, expected: datetime.timedelta) -> None:
-    assert _duration(text) == expected
+    assert duration(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "d", "thirty days", "-1d", "5w"])
 def test_bad_durations_are_usage_errors(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
-        _duration(text)
+        duration(text)

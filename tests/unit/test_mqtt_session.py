@@ -7,29 +7,7 @@ from typing import Any
 from edgeagent.mqtt import packets as p
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.mqtt.session import MqttSession
-
-
-class FakeSocket:
-    def __init__(self) -> None:
-        self.sent = bytearray()
-        self.inbox: list[bytes] = []
-
-    def send(self, data: Any) -> int:
-        self.sent += bytes(data)
-        return len(data)
-
-    def recv(self, _size: int) -> bytes:
-        if not self.inbox:
-            raise BlockingIOError
-        return self.inbox.pop(0)
-
-    def close(self) -> None:
-        pass
-
-    def packets(self) -> list[tuple[int, int, bytes]]:
-        out = list(p.PacketReader().feed(bytes(self.sent)))
-        self.sent.clear()
-        return out
+from tests.support.fake_socket import FakeSocket
 
 
 class Events:
