@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgeagent.bridge.cert_check import CertCheck
 from edgeagent.signing.open import SignerSpec
 
 
@@ -39,6 +40,8 @@ class BridgePlan:
     max_payload: int | None
     signer: SignerSpec = field(repr=False)
     tls_min_version: str = "1.2"
+    cert_check: CertCheck | None = None
+    """The daily certificate check, when no systemd timer does it."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -47,4 +50,6 @@ class BridgePlan:
     def from_json(cls, data: bytes) -> BridgePlan:
         raw: dict[str, Any] = json.loads(data)
         raw["signer"] = SignerSpec(**raw["signer"])
+        if raw.get("cert_check") is not None:
+            raw["cert_check"] = CertCheck(**raw["cert_check"])
         return cls(**raw)

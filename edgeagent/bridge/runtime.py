@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from edgeagent.bridge.bridge import Bridge
+from edgeagent.bridge.cert_check import DailyCertCheck
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.lean_exec import exec_lean, read_payload
@@ -80,6 +81,8 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
             plan.cloud_host,
             plan.cloud_port,
         )
+        if plan.cert_check is not None:
+            DailyCertCheck(plan.cert_check).start(stop)
         bridge.run(stop)
     finally:
         signer.close()

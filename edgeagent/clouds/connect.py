@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edgeagent.bridge.cert_check import CertCheck
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.probe import probe
 from edgeagent.bridge.rules import TopicRules, topic_matches
@@ -230,4 +231,15 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
         max_payload=profile.max_payload,
         signer=signer_spec(config, identity),
         tls_min_version=profile.tls_min_version,
+        cert_check=_cert_check(config_dir, config, profile.name),
+    )
+
+
+def _cert_check(config_dir: Path, config: AgentConfig, cloud: str) -> CertCheck | None:
+    """The bridge checks its certificate daily unless systemd's timer does (packaging/)."""
+    service = BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+    if service.manager == "systemd":
+        return None
+    return CertCheck(
+        cloud, str(config_dir.resolve()), str(config.run.path / f"cert-check-{cloud}.stamp")
     )

@@ -182,9 +182,9 @@ class DeviceConfig(Section):
         "Which device keys the agent accepts. 'any': whatever key is configured. "
         "'hardware': only a key generated on the token that can never leave it "
         "(CKA_LOCAL, CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE all true): an "
-        "imported or extractable key, one whose module does not report these, socket "
-        "mode (its protocol does not carry them yet) and mode 'off' (a key file) are "
-        "refused by connect, doctor, renew and the CSR and certificate commands.",
+        "imported or extractable key, one whose module does not report these and mode "
+        "'off' (a key file) are refused by connect, doctor, renew and the CSR and "
+        "certificate commands. In socket mode the signing service reports them.",
         "hardware",
         default="any",
     )

@@ -220,6 +220,9 @@ class SigningServer:
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
             )
             return {"ok": True, "uri": signer.location, "public_key": m.b64(der)}
+        if op == "key_origin":
+            signer = self._keys.signer(m.parse_uri_field(request))
+            return {"ok": True, "uri": signer.location, **m.origin_fields(signer.key_origin())}
         if op == "sign":
             sign = m.parse_sign(request)
             signer = self._keys.signer(sign.uri)
@@ -231,7 +234,7 @@ class SigningServer:
             return {"ok": True, "signature": m.b64(signature)}
         if op in ADMIN_OPS:
             return answer_admin(str(op), request, peer, self._keys)
-        known = ", ".join(("hello", "ping", "public_key", "sign", *ADMIN_OPS))
+        known = ", ".join(("hello", "ping", "public_key", "key_origin", "sign", *ADMIN_OPS))
         raise m.BadRequest(f"unknown op {op!r}; known: {known}")
 
 

@@ -7,6 +7,9 @@ Every frame body is a JSON object. Requests carry ``op``; responses carry
     <- {"ok": true, "version": 1, "server": "edgeagent-p11-server/0.1.0"}
     -> {"op": "public_key", "uri": "pkcs11:token=t;object=k"}       (uri may be null)
     <- {"ok": true, "uri": "pkcs11:...;type=private", "public_key": "<base64 DER SPKI>"}
+    -> {"op": "key_origin", "uri": null}
+    <- {"ok": true, "uri": "...", "local": true, "never_extractable": true,
+        "always_sensitive": null}                                  (null: not reported)
     -> {"op": "sign", "uri": null, "scheme": "ecdsa_secp256r1_sha256", "digest": "<base64>"}
     <- {"ok": true, "signature": "<base64; DER for ECDSA>"}
     -> {"op": "ping"}
@@ -26,13 +29,22 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeagent import errors
+from edgeagent.pkcs11.origin import KeyOrigin
 from edgeagent.protocol.schemes import DIGEST_SIZES, SCHEMES, HashName, Padding
 
 VERSIONS = (1,)
 """Protocol versions this code speaks, newest last."""
 
 Op = Literal[
-    "hello", "ping", "public_key", "sign", "list_tokens", "list_keys", "create_key", "delete_key"
+    "hello",
+    "ping",
+    "public_key",
+    "key_origin",
+    "sign",
+    "list_tokens",
+    "list_keys",
+    "create_key",
+    "delete_key",
 ]
 
 # -- typed errors on the wire ------------------------------------------------------
@@ -193,3 +205,30 @@ def parse_sign(message: dict[str, Any]) -> SignRequest:
         )
     data = unb64(message, "data") if has_data else None
     return SignRequest(parse_uri_field(message), hash_name, padding, digest, data)
+
+
+# -- key_origin ------------------------------------------------------------------------
+
+ORIGIN_FIELDS = ("local", "never_extractable", "always_sensitive")
+"""CKA_LOCAL, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE: true, false or null (unknown)."""
+
+
+def origin_fields(origin: KeyOrigin) -> dict[str, bool | None]:
+    return {
+        "local": origin.local,
+        "never_extractable": origin.never_extractable,
+        "always_sensitive": origin.always_sensitive,
+    }
+
+
+def parse_origin(message: dict[str, Any]) -> KeyOrigin:
+    """A ``key_origin`` response's three attributes; a missing one is unknown."""
+    values: list[bool | None] = []
+    for name in ORIGIN_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise errors.SignerProtocolError(
+                f"the signing service sent {name}={value!r:.40}: not true, false or null"
+            )
+        values.append(value)
+    return KeyOrigin(*values)

@@ -6,9 +6,10 @@
 'any' accepts every key. 'hardware' (seed 002's "require" policy) accepts
 only a key generated on the token that can never leave it, as the module
 reports it (:mod:`edgeagent.pkcs11.origin`). Refused, with the reason: mode
-'off' (a key file is extractable by definition), socket mode (the signing
-protocol does not carry the attributes yet, so the agent cannot know), a
-module that does not report the attributes, an imported or extractable key.
+'off' (a key file is extractable by definition), a module that does not
+report the attributes, an imported or extractable key. In socket mode the
+signing service reads the attributes (its ``key_origin`` request); a service
+too old to know that request is refused with "update the signing service".
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from edgeagent.config import AgentConfig
 from edgeagent.errors import KeyPolicyRefused
 from edgeagent.pkcs11.origin import KeyOrigin
 from edgeagent.signing.signer import Signer
+from edgeagent.signing.socket_signer import ServiceTooOld
 
 UNKNOWN = KeyOrigin(None, None, None)
 
@@ -25,7 +27,7 @@ def key_origin(signer: Signer) -> KeyOrigin | None:
     """What the token says of the signer's key; UNKNOWN when it cannot be asked; None: a file."""
     if not signer.cryptoki:
         return None
-    read = getattr(signer, "key_origin", None)  # the module signer; the socket cannot say yet
+    read = getattr(signer, "key_origin", None)  # the module and socket signers
     if read is None:
         return UNKNOWN
     origin: KeyOrigin = read()
@@ -34,11 +36,12 @@ def key_origin(signer: Signer) -> KeyOrigin | None:
 
 def describe_origin(signer: Signer) -> str:
     """One line for `cert show` and doctor."""
-    origin = key_origin(signer)
+    try:
+        origin = key_origin(signer)
+    except ServiceTooOld as error:
+        return f"unknown ({error.cause}; {error.fix})"
     if origin is None:
         return "a key file (extractable by definition)"
-    if getattr(signer, "key_origin", None) is None:
-        return "unknown (the signing service does not report key attributes)"
     return origin.describe()
 
 
@@ -55,14 +58,6 @@ def enforce_key_policy(config: AgentConfig, signer: Signer) -> None:
         raise KeyPolicyRefused(
             "device.key_policy is 'hardware' but device.cryptoki.mode is 'off': the key is a file",
             "put the key on a token (device.cryptoki.mode module), "
-            "or agent config set device.key_policy any",
-        )
-    if mode == "socket":
-        raise KeyPolicyRefused(
-            "device.key_policy is 'hardware', but in socket mode the signing service does "
-            "not report where the key came from (the signing protocol does not carry "
-            "CKA_LOCAL / CKA_NEVER_EXTRACTABLE / CKA_ALWAYS_SENSITIVE yet)",
-            "use device.cryptoki.mode module for this policy, "
             "or agent config set device.key_policy any",
         )
     origin = key_origin(signer)

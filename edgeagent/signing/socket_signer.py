@@ -15,10 +15,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from edgeagent import errors
+from edgeagent.pkcs11.origin import KeyOrigin
 from edgeagent.protocol import messages as m
 from edgeagent.protocol.schemes import HashName, Padding, scheme_name
 from edgeagent.signing.service_connection import REQUEST_TIMEOUT, ServiceConnection
 from edgeagent.signing.signer import PublicKey, Signer
+
+
+class ServiceTooOld(errors.SignerProtocolError):
+    """The signing service does not know a request this agent needs."""
 
 
 class SocketSigner(Signer):
@@ -42,6 +47,25 @@ class SocketSigner(Signer):
 
     def public_key(self) -> PublicKey:
         return self._public
+
+    def key_origin(self) -> KeyOrigin:
+        """CKA_LOCAL / CKA_NEVER_EXTRACTABLE / CKA_ALWAYS_SENSITIVE as the service reads them.
+
+        A service older than this request answers ``bad_request`` "unknown op":
+        that is ServiceTooOld, which names the fix, not a protocol failure.
+        """
+        try:
+            reply = self._request({"op": "key_origin", "uri": self._uri})
+        except errors.SignerProtocolError as error:
+            if "unknown op 'key_origin'" not in str(error):
+                raise
+            raise ServiceTooOld(
+                f"the signing service at {self._path} is older than this agent: it does not "
+                "report where the key came from (the key_origin request)",
+                "update the signing service (agent p11-server) to this edgeagent version "
+                "and restart it",
+            ) from error
+        return m.parse_origin(reply)
 
     def sign_digest(self, digest: bytes, hash_name: HashName, padding: Padding) -> bytes:
         reply = self._request(
@@ -67,4 +91,4 @@ def open_socket_signer(socket_path: Path, key_uri: str | None) -> SocketSigner:
     return SocketSigner(socket_path, key_uri)
 
 
-__all__ = ["SocketSigner", "open_socket_signer"]
+__all__ = ["ServiceTooOld", "SocketSigner", "open_socket_signer"]

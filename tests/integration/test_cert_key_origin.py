@@ -20,6 +20,7 @@ from tests.support.agent_cli import exit_code
 from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.signing_service import P11ServerFactory
 from tests.support.softhsm import SoftHsmToken
+from tests.support.tokens import TokenKey
 
 pytestmark = pytest.mark.integration
 
@@ -125,20 +126,77 @@ def test_hardware_policy_refuses_a_key_file(gateway_factory: GatewayFactory) -> 
     assert "key origin:  a key file" in gw.agent("cert", "show", "c8y").stdout
 
 
-def test_hardware_policy_in_socket_mode_says_the_service_cannot_tell(
+def _socket_gateway(
     gateway_factory: GatewayFactory,
-    softhsm_token: SoftHsmToken,
     p11_server_factory: P11ServerFactory,
-) -> None:
-    key = softhsm_token.generate_key("ec-p256", label="device-key")
-    server = p11_server_factory(softhsm_token, key)
+    token: SoftHsmToken,
+    uri: str,
+    public: ec.EllipticCurvePublicKey,
+) -> Gateway:
+    """A socket-mode gateway; its signing service (`agent p11-server`) serves the key at ``uri``."""
+    key = TokenKey(uri, public, "device-key", b"", "ec-p256")
+    server = p11_server_factory(token, key)
     server.start()
     gw = gateway_factory("socket", socket_path=server.socket_path)
     gw.use_key(key)
     gw.set("device.key_policy", "hardware")
-    done = gw.agent("connect", "c8y")
-    assert done.returncode == exit_code(errors.KeyPolicyRefused)
-    assert "in socket mode the signing service does not report" in done.stderr
-    assert "use device.cryptoki.mode module" in done.stderr
+    return gw
+
+
+def test_hardware_policy_in_socket_mode_accepts_a_key_made_by_create_key(
+    gateway: Gateway,
+    gateway_factory: GatewayFactory,
+    softhsm_token: SoftHsmToken,
+    p11_server_factory: P11ServerFactory,
+    tmp_path: Path,
+) -> None:
+    pem = tmp_path / "made.pub.pem"
+    made = gateway.agent(
+        "hsm", "create-key", "--token-uri", softhsm_token.uri, "--public-key", str(pem)
+    )
+    assert made.returncode == 0, made.stderr
+    public = serialization.load_pem_public_key(pem.read_bytes())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    gw = _socket_gateway(
+        gateway_factory, p11_server_factory, softhsm_token, made.stdout.strip(), public
+    )
+
     shown = gw.agent("cert", "show", "c8y")
-    assert "key origin:  unknown (the signing service does not report" in shown.stdout
+    assert f"key origin:  {HARDWARE}" in shown.stdout, shown.stdout + shown.stderr
+    assert "CKA_LOCAL=true, CKA_NEVER_EXTRACTABLE=true, CKA_ALWAYS_SENSITIVE=true" in shown.stdout
+    doctor = gw.agent("doctor", "c8y")
+    assert f"✓ key origin (device.key_policy): {HARDWARE}" in doctor.stdout, doctor.stdout
+    csr = gw.agent("cert", "create-csr", "--device-id", "device-001")
+    assert csr.returncode == 0, csr.stderr
+    connected = gw.agent("connect", "c8y")
+    assert connected.returncode == 0, connected.stdout + connected.stderr
+
+
+def test_hardware_policy_in_socket_mode_refuses_an_imported_key(
+    gateway_factory: GatewayFactory,
+    softhsm_token: SoftHsmToken,
+    p11_server_factory: P11ServerFactory,
+    tmp_path: Path,
+) -> None:
+    public = _import_key(softhsm_token, tmp_path)
+    gw = _socket_gateway(
+        gateway_factory,
+        p11_server_factory,
+        softhsm_token,
+        f"{softhsm_token.uri};object=imported;type=private",
+        public,
+    )
+    refused = exit_code(errors.KeyPolicyRefused)
+
+    connect = gw.agent("connect", "c8y")
+    assert connect.returncode == refused, connect.stdout + connect.stderr
+    assert "device.key_policy is 'hardware'" in connect.stderr
+    assert "imported or extractable (CKA_LOCAL=false" in connect.stderr
+    doctor = gw.agent("doctor", "c8y")
+    assert doctor.returncode == refused
+    assert "✗ key origin (device.key_policy)" in doctor.stdout
+    csr = gw.agent("cert", "create-csr", "--device-id", "device-001")
+    assert csr.returncode == refused, csr.stderr
+    gw.set("device.key_policy", "any")
+    shown = gw.agent("cert", "show", "c8y")
+    assert f"key origin:  {IMPORTED}" in shown.stdout, shown.stdout + shown.stderr
