@@ -175,11 +175,14 @@ class MqttSession(Generic[TokenT]):
             if attempt.cancelled:
                 raise ConnectCancelled(f"connecting to the {where} was stopped")
             if remaining <= 0:
-                raise TimeoutError(
-                    f"{where} did not answer CONNECT within the connect timeout "
-                    f"({ep.connect_timeout:.1f} s)"
-                )
+                raise expired()
             return remaining
+
+        def expired() -> TimeoutError:
+            return TimeoutError(
+                f"{where} did not answer CONNECT within the connect timeout "
+                f"({ep.connect_timeout:.1f} s)"
+            )
 
         try:
             raw = socket.create_connection((ep.host, ep.port), timeout=left())
@@ -209,6 +212,8 @@ class MqttSession(Generic[TokenT]):
                 sock.close()
             if attempt.cancelled:
                 raise ConnectCancelled(f"connecting to the {where} was stopped") from error
+            if isinstance(error, TimeoutError) and time.monotonic() >= deadline:
+                raise expired() from error  # the last read's timeout was the time left
             closed = isinstance(error, (OSError, BrokerUnreachable))
             if closed and secured and not isinstance(error, TimeoutError):
                 # Closed on us between the handshake and CONNACK: a refusal (refusal.py).

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +25,12 @@ from pathlib import Path
 import pytest
 
 from edgeagent import errors
-from edgeagent.mqtt.endpoint import CONNECT_TIMEOUT_VARIABLE, KEEPALIVE_VARIABLE
+from edgeagent.mqtt.endpoint import CONNECT_TIMEOUT_VARIABLE, KEEPALIVE_VARIABLE, Endpoint
+from edgeagent.mqtt.packets import Publish
+from edgeagent.mqtt.session import ConnectAttempt, ConnectCancelled, MqttSession
 from tests.support.agent_cli import AGENT, exit_code, run_agent
 from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.ports import LOOPBACK
 from tests.support.trickle import TrickleServer
 
 pytestmark = pytest.mark.integration
@@ -151,3 +155,48 @@ def test_sigterm_stops_a_bridge_whose_cloud_connect_is_stuck(
     assert took < 2.5, f"the bridge took {took:.1f} s to stop"
     text = log.read_text()
     assert "unexpected" not in text and "Traceback" not in text, text
+
+
+# A CONNACK header announcing 127 bytes of body, then the body, a byte at a time.
+ENDLESS_CONNACK = b"\x20\x7f" + b"\x00" * 127
+
+
+class _NoEvents:
+    def on_message(self, session: MqttSession[None], message: Publish) -> None: ...
+
+    def on_delivered(self, session: MqttSession[None], token: None) -> None: ...
+
+
+def test_a_trickled_connack_does_not_outlast_the_connect_timeout() -> None:
+    """The deadline covers CONNACK too, in total: every read gets the time left."""
+    with TrickleServer(interval=0.3, lifetime=TRICKLE_LIFETIME, data=ENDLESS_CONNACK) as broker:
+        endpoint = Endpoint("local", LOOPBACK, broker.port, "slow", connect_timeout=1.5)
+        session: MqttSession[None] = MqttSession(endpoint, _NoEvents())
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"within the connect timeout \(1.5 s\)"):
+            session.open()
+        assert time.monotonic() - started < 3
+
+
+def test_cancel_ends_a_stuck_connect_at_once() -> None:
+    with TrickleServer(interval=0.3, lifetime=TRICKLE_LIFETIME, data=ENDLESS_CONNACK) as broker:
+        endpoint = Endpoint("local", LOOPBACK, broker.port, "slow", connect_timeout=60)
+        session: MqttSession[None] = MqttSession(endpoint, _NoEvents())
+        attempt = ConnectAttempt()
+        outcome: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                session.open(attempt)
+            except Exception as error:
+                outcome.append(error)
+
+        worker = threading.Thread(target=connect)
+        worker.start()
+        time.sleep(1)  # in the CONNACK's trickle now
+        cancelled = time.monotonic()
+        attempt.cancel()
+        worker.join(5)
+        took = time.monotonic() - cancelled
+    assert [type(e) for e in outcome] == [ConnectCancelled]
+    assert took < 0.5, f"cancel took {took:.2f} s"

@@ -7,7 +7,8 @@ Every connection gets the start of a TLS handshake record, one byte per
 ``interval``: each read the client makes is answered long before a per-read
 timeout, but the handshake never completes. Bounded in time: each
 connection is closed after ``lifetime`` seconds, and the server stops with
-the ``with`` block.
+the ``with`` block. ``data`` trickles something else (an MQTT CONNACK that
+never ends, for a plain-TCP broker).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ TLS_RECORD_START = b"\x16\x03\x03\x40\x00" + b"\x02" * 64
 
 
 class TrickleServer:
-    def __init__(self, interval: float = 1.0, lifetime: float = 20.0) -> None:
+    def __init__(
+        self, interval: float = 1.0, lifetime: float = 20.0, data: bytes = TLS_RECORD_START
+    ) -> None:
+        self.data = data
         self.interval = interval
         self.lifetime = lifetime
         self._listener = socket.create_server((LOOPBACK, 0))
@@ -69,6 +73,6 @@ class TrickleServer:
                 if self._stop.wait(self.interval):
                     return
                 try:
-                    conn.sendall(TLS_RECORD_START[i % len(TLS_RECORD_START) :][:1])
+                    conn.sendall(self.data[i % len(self.data) :][:1])
                 except OSError:
                     return
