@@ -12,6 +12,10 @@ when both sides are up, and dropped otherwise, as QoS 0 allows.
 
 One thread runs both connections with a selector: no locks, no hand-offs
 between threads, and an ack can never race the message it acknowledges.
+Only a link's connect (TCP, TLS with the token's signature, CONNACK) runs in
+a worker thread, bounded by one deadline, so a slow or silent cloud never
+stalls the local link (connector.py); the loop takes the connected socket
+back and stop cancels a connect in progress at once.
 """
 
 from __future__ import annotations
@@ -22,18 +26,20 @@ import json
 import logging
 import random
 import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgeagent.bridge.connector import BackgroundConnect
 from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.repeated_warnings import RepeatedWarnings
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.errors import AgentError
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.mqtt.packets import ProtocolError, Publish, Will
-from edgeagent.mqtt.session import MqttSession
+from edgeagent.mqtt.session import MqttSession, Opened
 
 log = logging.getLogger("edgeagent.bridge")
 
@@ -80,6 +86,7 @@ class _Side:
         self.connected_at = 0.0
         self.reason = "not connected yet"
         self.events = 0  # what the selector watches for now
+        self.connecting: BackgroundConnect[Delivery] | None = None
 
 
 class Bridge:
@@ -130,6 +137,16 @@ class Bridge:
 
     def run(self, stop: threading.Event) -> None:
         self._selector = selector = selectors.DefaultSelector()
+        # A connect worker writes a byte here when it ends: select wakes at once.
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        selector.register(wake_r, selectors.EVENT_READ, None)
+
+        def wake() -> None:
+            with contextlib.suppress(OSError):
+                wake_w.send(b"!")
+
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -137,8 +154,11 @@ class Bridge:
                 for side in self._sides:
                     if side.session.up:
                         self._guard(side, side.session.tick, now)
+                    elif side.connecting is not None:
+                        if side.connecting.done:
+                            self._connected(side, selector)
                     elif now >= side.retry_at:
-                        self._connect(side, selector)
+                        side.connecting = BackgroundConnect(side.session, wake)
                 busy = False
                 for side in self._sides:
                     session = side.session
@@ -158,6 +178,10 @@ class Bridge:
                 timeout = 0.0 if busy else self._timeout(now)
                 for key, mask in selector.select(timeout):
                     side = key.data
+                    if side is None:  # a connect ended: the next round takes it
+                        with contextlib.suppress(OSError):
+                            wake_r.recv(64)
+                        continue
                     if mask & selectors.EVENT_READ and side.session.up:
                         self._guard(side, side.session.on_readable)
                     if mask & selectors.EVENT_WRITE and side.session.up:
@@ -173,6 +197,8 @@ class Bridge:
                     self.up.clear()
         finally:
             self._shutdown(selector)
+            wake_r.close()
+            wake_w.close()
 
     @staticmethod
     def _watch(selector: selectors.BaseSelector, side: _Side, events: int) -> None:
@@ -190,20 +216,28 @@ class Bridge:
 
     def _timeout(self, now: float) -> float:
         waits = [TICK]
-        waits += [s.retry_at - now for s in self._sides if not s.session.up]
+        waits += [
+            s.retry_at - now for s in self._sides if not s.session.up and s.connecting is None
+        ]
         return max(0.0, min(waits))
 
-    def _connect(self, side: _Side, selector: selectors.BaseSelector) -> None:
+    def _connected(self, side: _Side, selector: selectors.BaseSelector) -> None:
+        """Take the outcome of the side's finished connect (connector.py)."""
         session = side.session
-        try:
-            session.connect()
-        except (AgentError, OSError, ProtocolError) as error:
-            self._connect_failed(side, str(error))
+        connecting, side.connecting = side.connecting, None
+        outcome = connecting.outcome if connecting is not None else None
+        if isinstance(outcome, (AgentError, OSError, ProtocolError)):
+            self._connect_failed(side, str(outcome))
             return
-        except Exception as error:  # a bug or a library's surprise: retry, never die
-            log.exception("unexpected error connecting to the %s broker", session.endpoint.name)
-            self._connect_failed(side, f"{type(error).__name__}: {error}")
+        if not isinstance(outcome, Opened):  # a bug or a library's surprise: retry, never die
+            log.error(
+                "unexpected error connecting to the %s broker",
+                session.endpoint.name,
+                exc_info=outcome if isinstance(outcome, BaseException) else None,
+            )
+            self._connect_failed(side, f"{type(outcome).__name__}: {outcome}")
             return
+        session.resume_opened(outcome)
         side.events = 0
         self._watch(selector, side, selectors.EVENT_READ)
         side.connected_at = time.monotonic()
@@ -252,6 +286,10 @@ class Bridge:
         side.backoff = min(side.backoff * 2, MAX_BACKOFF)
 
     def _shutdown(self, selector: selectors.BaseSelector) -> None:
+        for side in self._sides:
+            if side.connecting is not None:
+                side.connecting.cancel()  # at once: no failure, nothing logged
+                side.connecting = None
         self._warnings.flush()
         if self.local.up:
             stopped = _health("down", "bridge stopped")

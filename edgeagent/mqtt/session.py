@@ -2,6 +2,7 @@
 
     session = MqttSession(endpoint, events, will=Will("health", b"down", qos=1, retain=True))
     session.connect()                       # blocking: TCP, TLS, CONNECT/CONNACK
+                                            # (or open() in a worker, resume_opened() here)
     ...selector says readable...  session.on_readable()
     session.publish("s/us", b"...", qos=1, token=origin)
     ...events.on_delivered(session, origin) when the broker has it...
@@ -23,8 +24,10 @@ import contextlib
 import logging
 import random
 import socket
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -44,6 +47,55 @@ MAX_WRITE_BUFFER = 4 << 20  # QoS 0 beyond this is dropped rather than hoarded
 
 
 TokenT = TypeVar("TokenT")
+
+
+class ConnectCancelled(Exception):
+    """A connect in progress was stopped on purpose (:meth:`ConnectAttempt.cancel`)."""
+
+
+class ConnectAttempt:
+    """A handle on one :meth:`MqttSession.open` that another thread can cancel.
+
+    ``cancel`` shuts the socket down, which wakes a blocked read or handshake
+    at once; the open then raises :class:`ConnectCancelled`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.cancelled = False
+
+    def holding(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if sock is not None and self.cancelled:
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass(slots=True)
+class Opened:
+    """A connected, authenticated socket (after CONNACK), not yet in use."""
+
+    sock: Any
+    present: bool  # CONNACK's session-present
+    reader: p.PacketReader
+
+
+def _send_all(sock: Any, data: bytes) -> None:
+    """Send a packet on a blocking socket, ours or TLS (which gathers, then flushes)."""
+    view = memoryview(data)
+    while view:
+        view = view[sock.send(view) :]
+    flush = getattr(sock, "flush", None)
+    if flush is not None and not flush():
+        raise TimeoutError("the broker is not reading")
 
 
 class SessionEvents(Protocol[TokenT]):
@@ -102,10 +154,38 @@ class MqttSession(Generic[TokenT]):
 
     def connect(self) -> None:
         """Connect, authenticate and resume the session; blocking, bounded by connect_timeout."""
+        self.resume_opened(self.open())
+
+    def open(self, attempt: ConnectAttempt | None = None) -> Opened:
+        """TCP, TLS and CONNECT/CONNACK within one deadline: ``connect_timeout`` in total.
+
+        Blocking, and safe in another thread than the one driving the session:
+        it reads the endpoint and touches no session state (bar remembering a
+        refused bridge protocol), so the bridge's loop runs on meanwhile and
+        hands the result to :meth:`resume_opened`. ``attempt`` lets another
+        thread cut it short (:meth:`ConnectAttempt.cancel`).
+        """
+        attempt = attempt or ConnectAttempt()
         ep = self.endpoint
         where = f"{ep.name} broker {ep.host}:{ep.port}"
+        deadline = time.monotonic() + ep.connect_timeout
+
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if attempt.cancelled:
+                raise ConnectCancelled(f"connecting to the {where} was stopped")
+            if remaining <= 0:
+                raise expired()
+            return remaining
+
+        def expired() -> TimeoutError:
+            return TimeoutError(
+                f"{where} did not answer CONNECT within the connect timeout "
+                f"({ep.connect_timeout:.1f} s)"
+            )
+
         try:
-            raw = socket.create_connection((ep.host, ep.port), timeout=ep.connect_timeout)
+            raw = socket.create_connection((ep.host, ep.port), timeout=left())
         except OSError as error:
             raise BrokerUnreachable(
                 f"{where} is unreachable: {error.strerror or error}",
@@ -114,33 +194,35 @@ class MqttSession(Generic[TokenT]):
         sock: Any = raw
         secured = False
         try:
+            attempt.holding(raw)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ep.tls is not None:
                 sock = ep.tls.wrap_socket(raw, server_hostname=ep.host)
-                sock.settimeout(ep.connect_timeout)
+                sock.settimeout(left())  # the TLS handshake's budget, in total (tls/deadline.py)
                 sock.do_handshake()
                 secured = True
-            self.sock = sock
-            self._reader = p.PacketReader()
-            self._wbuf.clear()
             level = BRIDGE_PROTOCOL_LEVEL if self.bridge_mode else 4
-            self._send(p.connect(ep.client_id, ep.keepalive, False, ep.username, self._will, level))
-            self._flush_blocking()
-            present, code = self._await_connack()
-        except (OSError, BrokerUnreachable) as error:
-            self.sock = None
-            sock.close()
-            if secured and not isinstance(error, TimeoutError):
+            packet = p.connect(ep.client_id, ep.keepalive, False, ep.username, self._will, level)
+            sock.settimeout(left())
+            _send_all(sock, packet)
+            reader = p.PacketReader()
+            present, code = self._await_connack(sock, reader, left)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                sock.close()
+            if attempt.cancelled:
+                raise ConnectCancelled(f"connecting to the {where} was stopped") from error
+            if isinstance(error, TimeoutError) and time.monotonic() >= deadline:
+                raise expired() from error  # the last read's timeout was the time left
+            closed = isinstance(error, (OSError, BrokerUnreachable))
+            if closed and secured and not isinstance(error, TimeoutError):
                 # Closed on us between the handshake and CONNACK: a refusal (refusal.py).
                 raise refused_after_handshake(ep.tls, f"{ep.host}:{ep.port}") from error
             raise
-        except BaseException:
-            self.sock = None
-            sock.close()
-            raise
+        finally:
+            attempt.holding(None)
         if code == 1 and self.bridge_mode:
             sock.close()
-            self.sock = None
             self._bridge_protocol_refused = True
             raise BrokerRefused(
                 f"{where} does not accept mosquitto's bridge protocol (level 0x84); "
@@ -150,14 +232,26 @@ class MqttSession(Generic[TokenT]):
             )
         if code != 0:
             sock.close()
-            self.sock = None
             raise BrokerRefused(
                 f"{where} refused the connection: {p.CONNACK_REASONS.get(code, code)}",
                 "check that the device certificate (or its CA) is registered with the cloud",
             )
         sock.setblocking(False)
-        self.resume(sock, present)
-        log.debug("%s connected (session present: %s)", where, present)
+        return Opened(sock, present, reader)
+
+    def resume_opened(self, opened: Opened) -> None:
+        """Start the session on a connection :meth:`open` made (in any thread)."""
+        self._reader = opened.reader  # it may hold what came right after CONNACK
+        self._wbuf.clear()
+        self.resume(opened.sock, opened.present)
+        ep = self.endpoint
+        log.debug(
+            "%s broker %s:%d connected (session present: %s)",
+            ep.name,
+            ep.host,
+            ep.port,
+            opened.present,
+        )
 
     @property
     def bridge_mode(self) -> bool:
@@ -200,15 +294,18 @@ class MqttSession(Generic[TokenT]):
                 )
         self._fill_window()
 
-    def _await_connack(self) -> tuple[bool, int]:
+    def _await_connack(
+        self, sock: Any, reader: p.PacketReader, left: Callable[[], float]
+    ) -> tuple[bool, int]:
         while True:
-            data = self.sock.recv(READ_SIZE)
+            sock.settimeout(left())  # a trickle of bytes must not outlast the deadline
+            data = sock.recv(READ_SIZE)
             if not data:
                 raise BrokerUnreachable(
                     f"{self.endpoint.name} broker closed the connection before CONNACK",
                     "see the broker's log for why it refused the device",
                 )
-            for kind, _, body in self._reader.feed(data):
+            for kind, _, body in reader.feed(data):
                 if kind != p.CONNACK:
                     raise p.ProtocolError(f"expected CONNACK, got packet type {kind}")
                 return p.parse_connack(body)

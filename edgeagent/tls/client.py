@@ -39,6 +39,7 @@ from edgeagent.errors import (
 from edgeagent.signing.signer import Signer
 from edgeagent.tls.aead import CIPHER_NAMES
 from edgeagent.tls.connection import AgentTLSConnection, version_refusal, version_text
+from edgeagent.tls.deadline import Watchdog
 from edgeagent.tls.kex import GROUPS, group_name
 from edgeagent.tls.refusal import closed_on_us, refusal_from_alert
 from edgeagent.tls.signer_key import SignerKey
@@ -182,7 +183,25 @@ class TlsClientContext:
 
         def handshake(conn: TLSConnection) -> None:
             started = time.perf_counter()
-            self._handshake(conn, host)
+            # The socket's timeout (paho's connect timeout, or what is left of
+            # the session's) bounds the whole handshake, not each read (deadline.py).
+            budget = sock.gettimeout()
+            if budget is None:
+                self._handshake(conn, host)
+            else:
+                with Watchdog(sock, budget) as dog:
+                    try:
+                        self._handshake(conn, host)
+                    except (AgentError, OSError) as error:
+                        if not dog.fired:
+                            raise
+                        raise TlsHandshakeFailed(
+                            f"{host} did not complete the TLS handshake within the "
+                            f"connect timeout ({budget:.1f} s)",
+                            "check that the port is the cloud's MQTT-over-TLS port and the "
+                            "network path to it; a slow token (TPM) may need a longer "
+                            "connect timeout",
+                        ) from error
             self.last_handshake.seconds = time.perf_counter() - started
             self.last_handshake.version = version_text(conn.version)
             suite = conn.session.cipherSuite if conn.session else None
