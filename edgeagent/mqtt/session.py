@@ -16,6 +16,10 @@ reconnect; inbound QoS 2 ids are remembered until PUBREL. Messages beyond
 the in-flight window wait in a queue; since the bridge acknowledges a
 message to its source only once the other side has it, that queue is
 bounded by the source broker's own in-flight window.
+
+Over 400 lines on purpose: it is the one state machine of a link (connect,
+both QoS 1/2 flows, keepalive) and its invariants cross those parts. The
+off-loop connect (``open``) is the candidate to move out when it grows.
 """
 
 from __future__ import annotations
