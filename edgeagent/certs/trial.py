@@ -22,6 +22,7 @@ import time
 from edgeagent.errors import BrokerRefused, BrokerUnreachable
 from edgeagent.mqtt import packets
 from edgeagent.mqtt.endpoint import Endpoint
+from edgeagent.tls.refusal import refused_after_handshake
 
 _REFUSALS = {
     1: "unacceptable protocol version",
@@ -59,10 +60,9 @@ def try_certificate(endpoint: Endpoint, timeout: float = 60.0) -> float:
         while True:
             data = tls.recv(4096)
             if not data:
-                raise BrokerRefused(
-                    f"{endpoint.name} broker {where} closed the connection before CONNACK",
-                    "the cloud does not accept this certificate: is its CA registered?",
-                )
+                # Closed after our handshake, before CONNACK: the cloud refused the
+                # certificate (how TLS 1.3 servers do it; tls/refusal.py).
+                raise refused_after_handshake(endpoint.tls, where)
             for kind, _flags, body in reader.feed(data):
                 if kind != packets.CONNACK:
                     continue
@@ -76,10 +76,16 @@ def try_certificate(endpoint: Endpoint, timeout: float = 60.0) -> float:
                 tls.send(packets.DISCONNECT_PACKET)
                 tls.pending()
                 return time.perf_counter() - started
-    except (ConnectionError, TimeoutError) as error:
+    except ConnectionError as error:
+        if tls is None:
+            raise
+        # The same refusal, seen as an alert or a reset on the read or write after
+        # the handshake (which of the two depends on timing).
+        raise refused_after_handshake(endpoint.tls, where) from error
+    except TimeoutError as error:
         raise BrokerRefused(
-            f"{endpoint.name} broker {where} dropped the connection: {error}",
-            "the cloud does not accept this certificate: is its CA registered?",
+            f"{endpoint.name} broker {where} sent no CONNACK in time: {error}",
+            "check that the port is the cloud's MQTT port",
         ) from error
     finally:
         if tls is not None:
