@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, overload
+from typing import Any, NoReturn, TypeAlias, overload
 
 from edgeagent.errors import UsageError
 
@@ -52,6 +53,40 @@ class AgentParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        # `--pin 1234` is refused (no abbreviations), but argparse's message
+        # would print the PIN back: hide what follows a secret-looking option.
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            message = prefix + " ".join(hide_secret_values(message[len(prefix) :].split(" ")))
+        super().error(message)
+
+
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(pin|password|passwd|secret|otp)[\w-]*$", re.IGNORECASE)
+HIDDEN = "<hidden>"
+
+
+def hide_secret_values(words: Sequence[str]) -> list[str]:
+    """``words`` with the value of each secret-looking option (``--pin X``, ``--pin=X``) hidden.
+
+    An unknown option's argument is unknown too: ``--pin 1234`` is most
+    likely a PIN, and the words after it up to the next option are hidden.
+    """
+    shown: list[str] = []
+    hiding = False
+    for word in words:
+        name, equals, _ = word.partition("=")
+        if word.startswith("-"):
+            secret = bool(_SECRET_OPTION.match(name))
+            shown.append(f"{name}={HIDDEN}" if equals and secret else word)
+            hiding = secret and not equals
+        elif hiding:
+            if shown[-1] != HIDDEN:
+                shown.append(HIDDEN)
+        else:
+            shown.append(word)
+    return shown
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[AgentParser]"

@@ -137,6 +137,10 @@ def value_to_set(key: str, given: str | None, from_file: Path | None) -> str:
     if from_file is not None:
         if given is not None:
             raise UsageError(f"give either VALUE or --from-file for {key}, not both", ways)
+        if secret:
+            from edgeagent.cli.pin_input import read_secret_file
+
+            return read_secret_file(from_file, f"value for {key}", "--from-file")
         try:
             return from_file.read_text().rstrip("\r\n")
         except OSError as error:

@@ -38,13 +38,7 @@ def read_pin(
 ) -> str:
     """The PIN from ``file``, else ``env_var`` (or its old name), ``configured``, a prompt."""
     if file is not None:
-        try:
-            pin = file.read_text().rstrip("\r\n")
-        except OSError as error:
-            raise ConfigError(
-                f"cannot read {what} from {file}: {error.strerror}",
-                f"{file_option} must name a readable file holding the PIN",
-            ) from error
+        pin = read_secret_file(file, what, file_option)
         if not pin:
             raise MissingConfigValue(f"{file} ({file_option}) is empty", f"write the {what} in it")
         return pin
@@ -71,6 +65,30 @@ def read_pin(
     if not pin:
         raise MissingConfigValue(f"empty {what}", "type the PIN at the prompt")
     return pin
+
+
+def read_secret_file(file: Path, what: str, file_option: str) -> str:
+    """The text of ``file`` without its line end, for ``file_option``.
+
+    A value that names no file is never repeated in the error: a person who
+    typed ``--pin-file 1234`` gave the PIN itself, and an error message ends up
+    in terminals, logs and bug reports. A path that exists is a path, and is
+    named.
+    """
+    try:
+        return file.read_text().rstrip("\r\n")
+    except FileNotFoundError:
+        raise UsageError(
+            f"the value given to {file_option} names no file (it is not shown here: "
+            f"it may be the {what} itself)",
+            f"{file_option} takes the path of a file that holds only the {what} "
+            "(mode 0600), never the secret itself",
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read {what} from {file}: {error.strerror}",
+            f"{file_option} must name a readable file holding the {what}",
+        ) from error
 
 
 def ask_yes(question: str) -> bool:

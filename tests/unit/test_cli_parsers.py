@@ -9,6 +9,7 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,64 @@ def test_an_abbreviation_is_refused_not_guessed(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["hsm", "list-keys", "--pin", "1234"])
     assert exited.value.code == 2
-    assert "unrecognized arguments: --pin 1234" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --pin <hidden>" in err
+    assert "1234" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, shown",
+    [
+        (["--pin", "1234"], "--pin <hidden>"),
+        (["--so-pin=87654321"], "--so-pin=<hidden>"),
+        (["--password", "a", "b", "--verbose-ish", "c"], "--password <hidden> --verbose-ish c"),
+        (["--colour", "blue"], "--colour blue"),
+    ],
+)
+def test_a_refused_option_never_prints_a_secret_back(
+    argv: list[str], shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["hsm", "list-keys", *argv])
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {shown}\n" in err
+    for secret in ("1234", "87654321", " a b "):
+        assert secret not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["hsm", "list-keys", "--pin-file"],
+        ["hsm", "change-pin", "--pin-file"],
+        ["hsm", "init", "--token-label", "t", "--so-pin-file"],
+    ],
+    ids=lambda argv: " ".join(argv),
+)
+def test_a_pin_given_where_a_pin_file_belongs_is_not_echoed(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    (config_dir / "agent.toml").write_text('[device.cryptoki]\nmode = "module"\n')
+    code = main(["--config-dir", str(config_dir), *command, "314159"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "314159" not in err
+    assert f"{command[-1]} takes the path of a file" in err
+
+
+def test_a_secret_from_a_missing_file_is_not_echoed_by_config_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--config-dir", str(tmp_path), "config", "set", "device.cryptoki.pin"]
+    assert main([*argv, "--from-file", "271828"]) == 2
+    err = capsys.readouterr().err
+    assert "271828" not in err and "--from-file takes the path" in err
+    # A path that exists is a path: named, as before.
+    (tmp_path / "pin-dir").mkdir()
+    assert main([*argv, "--from-file", str(tmp_path / "pin-dir")]) != 0
+    assert str(tmp_path / "pin-dir") in capsys.readouterr().err
 
 
 RENAMED = [
