@@ -15,7 +15,7 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
-from tomlkit.items import Table
+from tomlkit.items import Comment, Table
 from tomlkit.toml_document import TOMLDocument
 
 from edgeagent.config.file import (
@@ -149,8 +149,29 @@ def unset(config_dir: Path, key: str) -> bool:
     if not found or not isinstance(table, MutableMapping) or spec.field not in table:
         return False
     del table[spec.field]
+    _drop_empty_tables(document, spec.path[:-1])
     _write_if_valid(path, document)
     return True
+
+
+def _drop_empty_tables(document: TOMLDocument, parents: tuple[str, ...]) -> None:
+    """Remove the tables on ``parents`` that an unset left with nothing in them.
+
+    Innermost first: ``[device.cryptoki]`` goes, then ``device`` if nothing
+    else is under it. A table that still holds a comment is the user's text
+    and stays.
+    """
+    for depth in range(len(parents), 0, -1):
+        found, table = nested_get(document, parents[:depth])
+        if not found or not isinstance(table, MutableMapping) or len(table) or _has_comment(table):
+            return
+        _, parent = nested_get(document, parents[: depth - 1])
+        del parent[parents[depth - 1]]
+
+
+def _has_comment(table: Any) -> bool:
+    body = table.value.body if isinstance(table, Table) else []
+    return any(isinstance(item, Comment) for _, item in body)
 
 
 def _table_for(

@@ -210,3 +210,38 @@ def test_symlinked_file_stays_a_symlink(tmp_path):
     set_value(config_dir, "mqtt.client.port", "1885")
     assert (config_dir / "agent.toml").is_symlink()
     assert "port = 1885" in (real / "agent.toml").read_text()
+
+
+def test_unset_of_the_last_key_removes_its_empty_tables(tmp_path):
+    path = tmp_path / "agent.toml"
+    set_value(tmp_path, "c8y.url", "example.cumulocity.com")
+    set_value(tmp_path, "device.cryptoki.mode", "module")
+    set_value(tmp_path, "mqtt.client.port", "1884")
+    unset(tmp_path, "device.cryptoki.mode")
+    assert path.read_text() == (
+        '[c8y]\nurl = "example.cumulocity.com"\n\n[mqtt.client]\nport = 1884\n'
+    )
+    unset(tmp_path, "mqtt.client.port")
+    unset(tmp_path, "c8y.url")
+    assert path.read_text() == ""
+
+
+def test_unset_keeps_a_table_that_still_holds_something(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[device]\n# the key on the token\n\n[device.cryptoki]\nmode = "module"\n'
+        '[mqtt.client]\nhost = "h"\nport = 1884\n'
+        '[c8y.device]\nkey_uri = "pkcs11:token=t"\n'
+    )
+    unset(tmp_path, "device.cryptoki.mode")  # [device] keeps its comment
+    unset(tmp_path, "mqtt.client.port")  # host is still there
+    unset(tmp_path, "c8y.device.key_uri")  # nothing left under c8y
+    assert path.read_text() == ('[device]\n# the key on the token\n\n[mqtt.client]\nhost = "h"\n')
+
+
+def test_unset_in_dotted_and_inline_style_leaves_no_empty_table(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('[device]\ncryptoki.mode = "off"\n[mqtt]\nclient = { port = 1884 }\n')
+    unset(tmp_path, "device.cryptoki.mode")
+    unset(tmp_path, "mqtt.client.port")
+    assert path.read_text() == ""
