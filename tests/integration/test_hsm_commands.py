@@ -8,6 +8,7 @@ Commands run as the user runs them: the real `agent` with a config dir.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -125,6 +126,24 @@ def test_init_prints_the_uri_stores_the_pin_and_is_idempotent(device: Device) ->
     assert "initialised already; unchanged" in again.stderr
     listing = device.ok("hsm", "list-tokens").stdout
     assert listing.count("token 'my-token'") == 1 and uri in listing
+
+
+def test_init_names_the_slot_list_tokens_shows(device: Device) -> None:
+    # SoftHSM2 renumbers a slot once its token is initialised (0 -> a number
+    # made from the serial), seen from the next C_Initialize on.
+    for label in ("first", "second"):
+        done = device.ok(
+            "hsm", "init", "--token-label", label, "--so-pin-file", str(device.so_pin_file),
+            "--pin-file", str(device.pin_file),
+        )  # fmt: skip
+        said = re.search(rf"initialised token '{label}' in slot (\d+)", done.stderr)
+        assert said, done.stderr
+        listing = device.ok("hsm", "list-tokens").stdout
+        assert f"slot {said.group(1)}: token '{label}'" in listing, (done.stderr, listing)
+        again = device.ok(
+            "hsm", "init", "--token-label", label, "--so-pin-file", str(device.so_pin_file)
+        )
+        assert f"token '{label}' (slot {said.group(1)}) is initialised already" in again.stderr
 
 
 def test_init_refuses_to_reinitialise_a_token_in_use(device: Device) -> None:

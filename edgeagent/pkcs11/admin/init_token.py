@@ -67,8 +67,31 @@ def init_token(
     if target.initialized:
         _refuse_if_in_use(_found(module, target.slot_id), referenced_by)
     c_init_token(module, target.slot_id, so_pin, label)
-    reset_pin(module, _found(module, target.slot_id), so_pin, user_pin)
-    return InitResult(_slot(module, target.slot_id), created=True)
+    found = _found(module, target.slot_id)
+    reset_pin(module, found, so_pin, user_pin)
+    return InitResult(_renumbered(module, found.description), created=True)
+
+
+def _renumbered(module: Module, made: TokenDescription) -> SlotListing:
+    """The new token as every later process sees it: its slot id may have changed.
+
+    SoftHSM2 numbers an initialised token's slot after its serial (slot 0
+    becomes slot 1694031823) but only from the next C_Initialize: without a
+    rescan `hsm init` would name a slot that `hsm list-tokens` never shows.
+    Found again by serial and label (tpm2-pkcs11 gives every token serial 0).
+    """
+    module.rescan(min_interval=0)
+    same = [
+        slot
+        for slot in list_slots(module)
+        if slot.initialized and (slot.serial, slot.label) == (made.serial, made.label)
+    ]
+    if not same:
+        raise TokenOperationFailed(
+            f"token {made.label!r} (serial {made.serial}) was initialised but is no longer listed",
+            "`agent hsm list-tokens` shows what the module offers now",
+        )
+    return next((slot for slot in same if slot.slot_id == made.slot_id), same[0])
 
 
 def _choose_slot(
