@@ -34,6 +34,7 @@ from edgeagent.config.keys import (
     lookup,
     to_toml,
 )
+from edgeagent.config.locations import state_defaults
 from edgeagent.config.schema import AgentConfig
 from edgeagent.config.sources import Source, load_with_sources
 from edgeagent.config.validation import config_error, parse_value
@@ -92,6 +93,7 @@ def list_values(
     """
     specs = keys_under(prefix)
     config, sources = (None, {}) if doc else load_with_sources(config_dir, environ)
+    own_defaults = state_defaults(config_dir)
     entries = []
     for spec in specs:
         source = sources.get(spec.name, "default")
@@ -105,7 +107,7 @@ def list_values(
                 doc=spec.doc,
                 example=spec.example,
                 format=spec.format,
-                default=display(spec, spec.default),
+                default=display(spec, own_defaults.get(spec.name, spec.default)),
                 env_var=spec.env_var,
             )
         )

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgeagent.config.keytable import KEYS
+from edgeagent.config.locations import state_defaults
 from edgeagent.config.values import name_list, parse_host, parse_host_port
 
 CONFIG_FILE_NAME = "agent.toml"
@@ -46,7 +47,9 @@ def quick_get(
             return None
     fmt, default = row[0], row[1]
     if key not in values:
-        return default  # None: unset, the full path says so with its fix
+        # None: unset, the full path says so with its fix.
+        own = state_defaults(config_dir).get(key)
+        return str(own) if own is not None else default
     value = values[key]
     if fmt == "the token's user PIN":
         return str(value) if reveal else "<hidden>"

@@ -37,6 +37,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edgeagent.config.locations import system_default
 from edgeagent.config.values import name_list, parse_host, parse_host_port
 from edgeagent.errors import MissingConfigValue, UnknownCloud
 
@@ -171,9 +172,10 @@ class DeviceConfig(Section):
         "/etc/agent/device-certs/device.key",
     )
     cert_path: AbsPath | None = key(
-        "The device certificate (PEM). Its CN is the device id.",
+        "The device certificate (PEM). Its CN is the device id. Default with a "
+        "configuration directory of your own (--config-dir DIR): DIR/device-certs/device.pem.",
         "/etc/agent/device-certs/device.pem",
-        default=Path("/etc/agent/device-certs/device.pem"),
+        default=system_default("device.cert_path"),
     )
     key_pin: Pin | None = key(
         "PIN for the device key's token when it differs from device.cryptoki.pin. "
@@ -369,15 +371,19 @@ class MqttConfig(Section):
 
 class RunConfig(Section):
     path: AbsPath = key(
-        "Runtime directory: pid files of bridges started without systemd.",
+        "Runtime directory: pid files of bridges started without systemd. Default with "
+        "a configuration directory of your own (--config-dir DIR): DIR/run.",
         "/run/agent",
-        default=Path("/run/agent"),
+        default=system_default("run.path"),
     )
 
 
 class LogsConfig(Section):
     path: AbsPath = key(
-        "Directory for the agent's log files.", "/var/log/agent", default=Path("/var/log/agent")
+        "Directory for the agent's log files. Default with a configuration directory "
+        "of your own (--config-dir DIR): DIR/logs.",
+        "/var/log/agent",
+        default=system_default("logs.path"),
     )
 
 

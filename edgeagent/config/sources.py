@@ -46,6 +46,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from edgeagent.config.file import config_file, nested_get, read_document
 from edgeagent.config.keys import absolute_if_path, all_keys, keys_by_name
+from edgeagent.config.locations import state_defaults
 from edgeagent.config.ownership import refuse_untrusted_settings
 from edgeagent.config.schema import AgentConfig
 from edgeagent.config.validation import config_error
@@ -108,6 +109,20 @@ class AgentEnvSource(_WholeTreeSource):
             _nested_set(self.data, spec.path, absolute_if_path(spec, raw), over or {})
 
 
+class StateDefaultsSource(_WholeTreeSource):
+    """The defaults that follow the configuration directory (config/locations.py).
+
+    Below agent.toml and the environment; its keys still count as defaults.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], config_dir: Path) -> None:
+        super().__init__(settings_cls)
+        self.data = {}
+        self.keys = set()
+        for name, path in state_defaults(config_dir).items():
+            _nested_set(self.data, tuple(name.split(".")), path, {})
+
+
 def _nested_set(
     data: dict[str, Any], path: tuple[str, ...], value: Any, below: Mapping[str, Any]
 ) -> None:
@@ -141,7 +156,8 @@ def load_with_sources(
     try:
         # _build_sources is BaseSettings' own argument; the dataclass-style
         # signature mypy sees for a model lists only the fields.
-        config = AgentConfig(_build_sources=((env, toml), {}))  # type: ignore[call-arg]
+        defaults = StateDefaultsSource(AgentConfig, config_dir)
+        config = AgentConfig(_build_sources=((env, toml, defaults), {}))  # type: ignore[call-arg]
     except ValidationError as error:
         raise config_error(error, "", where) from None
     if toml.exists and config.device.cryptoki.pin is not None:
