@@ -41,7 +41,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   └── AdminNotAllowed          the signing service refuses token administration to us
     ├── CertificateError
     │   ├── CertificateUnreadable    missing / unreadable / not PEM
-    │   ├── CertificateExists        refused: would overwrite a certificate file
+    │   ├── CertificateExists        refused: would overwrite a certificate or CSR file
     │   ├── CertificateKeyMismatch   the device certificate is not the key's
     │   ├── CertificateNotValidNow   the device certificate is expired or not yet valid
     │   ├── EnrolmentRefused         the EST server refused the request or answered nonsense
@@ -219,7 +219,7 @@ class CertificateUnreadable(CertificateError):
 
 
 class CertificateExists(CertificateError):
-    """Refused: the certificate file exists and would be overwritten."""
+    """Refused: the certificate (or CSR) file exists and would be overwritten."""
 
 
 class CertificateKeyMismatch(CertificateError):

@@ -4,7 +4,8 @@
   ``<cloud>.device.cert_path``), for first registration; an existing file
   is never overwritten (renew does that).
 - ``create-csr``: a CSR next to it (``device.pem`` -> ``device.csr``), CN =
-  ``--device-id`` or the current certificate's CN, for a CA to sign.
+  ``--device-id`` or the current certificate's CN, for a CA to sign; an
+  existing CSR is replaced only with ``force`` (``--force``).
 - ``show``: the certificate, where the key is, and whether they match.
 - ``renew``: a self-signed certificate is re-issued in place; a CA-issued one
   gets a CSR. ``new_key`` makes a new key first (create-key --new-key).
@@ -132,9 +133,21 @@ def create_csr(
     cloud: str,
     output: Path | None = None,
     rsa_pss: bool = False,
+    force: bool = False,
 ) -> Written:
+    """A CSR at ``output`` (default: beside the certificate); an existing file only with ``force``.
+
+    A CSR on disk may be the one a CA is signing right now: a new one (a new
+    signature, perhaps another CN) would no longer match what comes back.
+    """
     config = load_config(config_dir)
     cert_path = _cert_path(config, cloud)
+    path = output or default_csr_path(cert_path)
+    if path.exists() and not force:
+        raise CertificateExists(
+            f"{path} exists (a certificate signing request); it was not overwritten",
+            "pass --force to replace it, or --output FILE to write another",
+        )
     if device_id is None:
         if not cert_path.exists():
             raise UsageError(
@@ -143,7 +156,7 @@ def create_csr(
             )
         device_id = read_device_certificate(cert_path, _cert_key(config, cloud)).device_id
     with _open(config, cloud) as signer:
-        return _csr(signer, output or default_csr_path(cert_path), device_id, rsa_pss)
+        return _csr(signer, path, device_id, rsa_pss)
 
 
 def current_key_spec(config_dir: Path, cloud: str) -> KeySpec:

@@ -50,6 +50,7 @@ def _create_csr(args: argparse.Namespace) -> int:
         cloud=cloud_of(args),
         output=args.output,
         rsa_pss=args.rsa_pss,
+        force=args.force,
     )
     print_written("certificate signing request", written)
     note(
@@ -134,6 +135,9 @@ def register(sub: Subparsers) -> None:
     csr.add_argument("--device-id", metavar="ID", help="default: the current certificate's CN")
     csr.add_argument(
         "--output", type=Path, metavar="FILE", help="default: device.cert_path with .csr"
+    )
+    csr.add_argument(
+        "--force", action="store_true", help="replace an existing CSR file (refused without it)"
     )
     _common(csr)
     csr.set_defaults(run=_create_csr)

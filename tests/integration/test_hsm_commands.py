@@ -476,6 +476,25 @@ def test_cert_show_create_refusal_and_renew(device: Device, pki: TestPki) -> Non
     assert "key matches: NO" in mismatch.stdout
 
 
+def test_create_csr_refuses_to_overwrite_a_csr_without_force(device: Device) -> None:
+    device.init()
+    device.ok("hsm", "create-key")
+    csr_path = Path(device.ok("cert", "create-csr", "--device-id", "dev-8").stdout.strip())
+    first = csr_path.read_bytes()
+    again = device.agent("cert", "create-csr", "--device-id", "dev-9")
+    assert again.returncode == exit_code(errors.CertificateExists), again.stderr
+    assert f"{csr_path} exists" in again.stderr and "--force" in again.stderr
+    assert csr_path.read_bytes() == first  # the CSR a CA may be signing is untouched
+    other = device.ok(
+        "cert", "create-csr", "--device-id", "dev-9", "--output", str(device.root / "other.csr")
+    )
+    assert Path(other.stdout.strip()).name == "other.csr"
+    forced = device.ok("cert", "create-csr", "--device-id", "dev-9", "--force")
+    assert Path(forced.stdout.strip()) == csr_path
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    assert csr.subject.rfc4514_string() == "CN=dev-9"
+
+
 # -- from a blank token to a connected device ----------------------------------------------
 
 
