@@ -20,6 +20,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── MissingConfigValue       a key this action needs is not set
     │   ├── ConfigWriteError         agent.toml could not be written (file unchanged)
     │   ├── UnknownCloud             a cloud name the agent does not know
+    │   ├── RootCertificatesUnreadable  <cloud>.root_cert_path: missing, unreadable, no CA in it
     │   └── KeyPolicyRefused         device.key_policy = hardware, and the key is not such a key
     ├── TokenError                   anything on the PKCS#11 side
     │   ├── ModuleLoadError          module missing, unreadable, not PKCS#11
@@ -123,6 +124,10 @@ class ConfigWriteError(ConfigError):
 
 class UnknownCloud(ConfigError):
     """A cloud name the agent does not know (the cloud registry lists those it does)."""
+
+
+class RootCertificatesUnreadable(ConfigError):
+    """A cloud's root_cert_path is missing, unreadable or holds no CA certificate."""
 
 
 class KeyPolicyRefused(ConfigError):

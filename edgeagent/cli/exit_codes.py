@@ -23,6 +23,7 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.ConfigWriteError, 14),
     (errors.UnknownCloud, 15),
     (errors.KeyPolicyRefused, 16),
+    (errors.RootCertificatesUnreadable, 17),
     (errors.ConfigError, 19),
     (errors.ModuleLoadError, 20),
     (errors.TokenAccessDenied, 21),

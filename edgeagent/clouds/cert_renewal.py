@@ -180,7 +180,7 @@ def renew_by_est(
             trial_tls = TlsClientContext(
                 signer,
                 chain_pem.decode(),
-                load_trust_anchors(profile.root_cert_path),
+                load_trust_anchors(profile.root_cert_path, f"{profile.name}.root_cert_path"),
                 list(profile.alpn) or None,
                 min_version=profile.tls_min_version,
                 cloud=profile.name,

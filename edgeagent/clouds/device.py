@@ -45,7 +45,7 @@ def open_device(config: AgentConfig, profile: CloudProfile) -> Device:
     identity = profile.identity
     certificate = read_device_certificate(identity.cert_path, identity.cert_path_key)
     certificate.device_id  # noqa: B018 - fail early on a certificate without CN
-    anchors = load_trust_anchors(profile.root_cert_path)
+    anchors = load_trust_anchors(profile.root_cert_path, f"{profile.name}.root_cert_path")
     signer = open_signer(config, identity)
     try:
         enforce_key_policy(config, signer)

@@ -216,7 +216,9 @@ class TlsClientContext:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = AgentTLSConnection(
             sock,
-            lambda chain: verify_server_chain(chain, host, self._store, self.anchors),
+            lambda chain: verify_server_chain(
+                chain, host, self._store, self.anchors, cloud=self.cloud
+            ),
             VERSIONS[self.min_version],
             self.cloud,
         )

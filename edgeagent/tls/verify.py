@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from edgeagent.errors import (
-    CertificateUnreadable,
+    RootCertificatesUnreadable,
     ServerCertificateExpired,
     ServerCertificateUntrusted,
     ServerHostnameMismatch,
@@ -33,26 +33,74 @@ MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 
 
-def load_trust_anchors(root_cert_path: Path) -> list[x509.Certificate]:
-    """Every CA certificate in a PEM file, or in the PEM files of a directory."""
-    files = (
-        sorted(p for p in root_cert_path.iterdir() if p.is_file())
-        if (root_cert_path.is_dir())
-        else [root_cert_path]
+class TrustAnchors(list[x509.Certificate]):
+    """The CA certificates of one ``<cloud>.root_cert_path``, and where they came from.
+
+    A list, so every place that takes the anchors takes these; ``path`` and
+    ``setting`` let a refusal say which file to fix.
+    """
+
+    def __init__(self, certs: Sequence[x509.Certificate], path: Path, setting: str = "") -> None:
+        super().__init__(certs)
+        self.path = path
+        self.setting = setting
+        """The configuration key, e.g. ``c8y.root_cert_path``; "" when the loader did not say."""
+
+
+def roots_setting(anchors: Sequence[x509.Certificate], cloud: str = "") -> str:
+    """The configuration key the anchors came from, as a fix names it."""
+    if isinstance(anchors, TrustAnchors) and anchors.setting:
+        return anchors.setting
+    return f"{cloud}.root_cert_path" if cloud else "the cloud's root_cert_path"
+
+
+def roots_text(anchors: Sequence[x509.Certificate], cloud: str = "") -> str:
+    """``c8y.root_cert_path (/etc/ssl/certs)``: where the anchors came from, for messages."""
+    setting = roots_setting(anchors, cloud)
+    return f"{setting} ({anchors.path})" if isinstance(anchors, TrustAnchors) else setting
+
+
+def load_trust_anchors(root_cert_path: Path, setting: str = "") -> TrustAnchors:
+    """Every CA certificate in a PEM file, or in the PEM files of a directory.
+
+    ``setting`` is the configuration key the path came from (``c8y.root_cert_path``),
+    for messages. A path that does not exist, cannot be read or holds no CA
+    certificate raises RootCertificatesUnreadable: the configuration's
+    problem, never the device certificate's.
+    """
+    named = setting
+    setting = setting or "the cloud's root_cert_path"
+    fix = (
+        f"set {setting} to the PEM file (or directory of PEM files) of the CA that "
+        "issued the cloud's server certificate, e.g. /etc/ssl/certs"
     )
+    try:
+        files = (
+            sorted(p for p in root_cert_path.iterdir() if p.is_file())
+            if (root_cert_path.is_dir())
+            else [root_cert_path]
+        )
+    except PermissionError as error:
+        raise RootCertificatesUnreadable(
+            f"cannot list the CA directory {root_cert_path} ({setting}): permission denied",
+            f"make {root_cert_path} readable by the user running the agent",
+        ) from error
     anchors: dict[bytes, x509.Certificate] = {}
     for file in files:
         try:
             data = file.read_bytes()
         except FileNotFoundError:
-            raise CertificateUnreadable(
-                f"CA certificate file {file} does not exist",
-                "set c8y.root_cert_path to a CA file or a directory of CA files",
+            raise RootCertificatesUnreadable(
+                f"the trusted CA file {file} ({setting}) does not exist", fix
             ) from None
         except PermissionError as error:
-            raise CertificateUnreadable(
-                f"cannot read CA certificate file {file}: permission denied",
+            raise RootCertificatesUnreadable(
+                f"cannot read the trusted CA file {file} ({setting}): permission denied",
                 f"make {file} readable by the user running the agent",
+            ) from error
+        except OSError as error:
+            raise RootCertificatesUnreadable(
+                f"cannot read the trusted CA file {file} ({setting}): {error.strerror}", fix
             ) from error
         if b"-----BEGIN CERTIFICATE-----" not in data:
             continue  # directories like /etc/ssl/certs hold other files too
@@ -67,12 +115,10 @@ def load_trust_anchors(root_cert_path: Path) -> list[x509.Certificate]:
         except ValueError:
             continue
     if not anchors:
-        raise CertificateUnreadable(
-            f"no CA certificates found in {root_cert_path}",
-            "set c8y.root_cert_path to the PEM file (or directory) of the CA that "
-            "issued the cloud's server certificate",
+        raise RootCertificatesUnreadable(
+            f"no CA certificate found in {root_cert_path} ({setting})", fix
         )
-    return list(anchors.values())
+    return TrustAnchors(list(anchors.values()), root_cert_path, named)
 
 
 def _subject_alt_names(cert: x509.Certificate) -> list[str]:
@@ -99,6 +145,7 @@ def verify_server_chain(
     store: Store,
     anchors: Sequence[x509.Certificate] = (),
     now: datetime.datetime | None = None,
+    cloud: str = "",
 ) -> None:
     """Raise one of our TLS errors unless ``chain`` is valid for ``host``.
 
@@ -106,7 +153,9 @@ def verify_server_chain(
     the server sent them. ``store`` is built once per TLS context: a system
     store of ~150 roots costs ~0.5 ms to build, every handshake otherwise.
     ``anchors`` are the certificates ``store`` holds: the diagnosis of a
-    failure needs them (a ``Store`` does not give them back).
+    failure needs them (a ``Store`` does not give them back), and as
+    :class:`TrustAnchors` they name the file. ``cloud`` names the
+    configuration section in fixes (``c8y``).
     """
     if not chain:
         raise ServerCertificateUntrusted("the server sent no certificate")
@@ -120,7 +169,7 @@ def verify_server_chain(
     try:
         verified = verifier.verify(chain[0], chain[1:])
     except VerificationError as error:
-        raise _diagnose(chain, host, anchors, now, str(error)) from error
+        raise _diagnose(chain, host, anchors, now, str(error), cloud) from error
     # The verified path ends at the trust anchor, which the server never sends:
     # a weak root in the store is as weak as a weak leaf.
     weak = _weak_key_error(verified)
@@ -194,23 +243,49 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+# What cryptography's verifier says, in a person's words (the rest is passed on).
+_VERIFIER_WORDS = (
+    (
+        "extendedKeyUsage",
+        "the server's certificate is not issued for TLS servers (extendedKeyUsage)",
+    ),
+    ("keyUsage", "a certificate in the chain is not allowed to be used this way (keyUsage)"),
+    ("basicConstraints", "a CA certificate in the chain is not marked as a CA (basicConstraints)"),
+    ("path length", "the chain is longer than a CA in it allows (pathLenConstraint)"),
+    ("max depth", "the chain is longer than the verifier follows"),
+)
+
+
+def _in_words(detail: str) -> str:
+    for marker, words in _VERIFIER_WORDS:
+        if marker.lower() in detail.lower():
+            return words
+    return f"the verifier refused it: {detail}"
+
+
 def _diagnose(
     chain: list[x509.Certificate],
     host: str,
     anchors: Sequence[x509.Certificate],
     now: datetime.datetime,
     detail: str,
+    cloud: str = "",
 ) -> Exception:
+    roots = roots_text(anchors, cloud)
+    setting = roots_setting(anchors, cloud)
+    url = f"{cloud}.url" if cloud else "the cloud's url"
     # Trust first: an impostor's certificate that is also expired must read as
     # "nothing trusts it", not as "check the clock".
     path = _path_to_anchor(chain, anchors)
     if path is None:
         issuer = chain[-1].issuer.rfc4514_string()
         return ServerCertificateUntrusted(
-            f"the server's certificate chain (issued by {issuer}) does not lead to a "
-            f"trusted CA ({detail})",
-            "set c8y.root_cert_path to the CA that issued the cloud's certificate; if it is "
-            "already right, someone may be intercepting the connection",
+            f"the cloud's certificate is not signed by a CA in {roots}: it was issued by "
+            f"{issuer}, and none of the {len(anchors)} CA certificate(s) there is that CA "
+            "or leads to it",
+            f"set {setting} to the CA that issued the cloud's certificate (the cloud's "
+            "documentation names it); if it is right already, something between this "
+            "device and the cloud may be intercepting the connection",
         )
     weak = _weak_key_error(path)
     if weak is not None:
@@ -236,12 +311,10 @@ def _diagnose(
         return ServerHostnameMismatch(
             f"the server's certificate is for {', '.join(names) or 'no host name'}, "
             f"not for {host!r}",
-            "check c8y.url: it must be the host name the cloud's certificate was issued for",
+            f"check {url}: it must be the host name the cloud's certificate was issued for",
         )
-    issuer = chain[-1].issuer.rfc4514_string()
     return ServerCertificateUntrusted(
-        f"the server's certificate chain (issued by {issuer}) was refused by the "
-        f"verifier ({detail})",
-        "set c8y.root_cert_path to the CA that issued the cloud's certificate; if it is "
-        "already right, someone may be intercepting the connection",
+        f"the cloud's certificate leads to a CA in {roots}, but the chain breaks a rule "
+        f"a server's chain must keep: {_in_words(detail)}",
+        "the cloud's operator must fix its certificate chain; do not weaken the check",
     )

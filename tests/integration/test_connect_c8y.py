@@ -135,7 +135,11 @@ def _impostor(
 @pytest.mark.parametrize(
     ("variant", "error", "words"),
     [
-        ({"issuer": "other"}, errors.ServerCertificateUntrusted, "trusted CA"),
+        (
+            {"issuer": "other"},
+            errors.ServerCertificateUntrusted,
+            "the cloud's certificate is not signed by a CA in c8y.root_cert_path (",
+        ),
         ({"hostnames": ["cloud.example.com"]}, errors.ServerHostnameMismatch, "cloud.example.com"),
         ({"expired": True}, errors.ServerCertificateExpired, "valid only from"),
     ],
