@@ -111,11 +111,14 @@ def run_get(args: argparse.Namespace) -> int:
 
 def run_set(args: argparse.Namespace) -> int:
     from edgeagent.config import env_override, set_value
+    from edgeagent.config.operations import set_warnings
 
     value = value_to_set(args.key, args.value, args.from_file)
     stored = set_value(config_dir_from(args), args.key, value)
     if stored not in (value, HIDDEN):
         print(f"note: stored {args.key} as {stored}", file=sys.stderr)
+    for warning in set_warnings(args.key, stored):
+        print(f"warning: {warning} (stored all the same)", file=sys.stderr)
     _warn_overridden(args.key, env_override(args.key))
     return OK
 

@@ -140,6 +140,43 @@ def set_value(config_dir: Path, key: str, raw: str) -> str:
     return display(spec, value, reveal=False)
 
 
+# Keys naming a file that must already be there when the agent runs, and what
+# it should hold. Others (device.cert_path, run.path, logs.path, the socket)
+# are written by the agent itself, so their absence says nothing.
+_EXISTING_FILES = {
+    "root_cert_path": "a CA certificate file (PEM) or a directory of them",
+    "module_path": "the PKCS#11 module (a shared library)",
+    "key_path": "the device's private key (PEM)",
+}
+
+
+def set_warnings(key: str, stored: str) -> list[str]:
+    """What is odd about a value `set` stored, for a warning; it was stored all the same.
+
+    A path may be set before the file is installed (provisioning in steps),
+    so a missing file is a warning, not a refusal: connect and doctor refuse
+    it with its own error.
+    """
+    spec = lookup(key)
+    what = _EXISTING_FILES.get(spec.field)
+    if what is None or not stored:
+        return []
+    path = Path(stored)
+    if not path.exists():
+        return [f"{stored} does not exist (yet); {key} must name {what}"]
+    if spec.field == "root_cert_path" and path.is_file():
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(1 << 20)
+        except OSError as error:
+            return [f"{stored} cannot be read ({error.strerror}); {key} must name {what}"]
+        if b"-----BEGIN CERTIFICATE-----" not in head:
+            return [f"{stored} holds no PEM certificate; {key} must name {what}"]
+    if spec.field != "root_cert_path" and path.is_dir():
+        return [f"{stored} is a directory; {key} must name {what}"]
+    return []
+
+
 def unset(config_dir: Path, key: str) -> bool:
     """Remove ``key`` from agent.toml; False (and no write) if it was not there."""
     spec = lookup(key)

@@ -90,3 +90,30 @@ def test_set_notes_relative_path_and_env_override(tmp_path, capsys, monkeypatch)
 def test_unset_of_absent_key_says_so(tmp_path, capsys):
     assert run(tmp_path, "unset", "c8y.url") == 0
     assert "was not set" in capsys.readouterr().err
+
+
+def test_set_warns_of_a_root_ca_path_that_is_not_there_and_stores_it(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "ca.pem"
+    assert run(tmp_path, "set", "c8y.root_cert_path", str(missing)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {missing} does not exist (yet); c8y.root_cert_path must name" in err
+    assert f'root_cert_path = "{missing}"' in (tmp_path / "agent.toml").read_text()
+
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    assert run(tmp_path, "set", "az.root_cert_path", str(not_pem)) == 0
+    assert "holds no PEM certificate" in capsys.readouterr().err
+
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMII...\n-----END CERTIFICATE-----\n")
+    for fine in (str(pem), str(tmp_path)):  # a file of them, or a directory
+        assert run(tmp_path, "set", "c8y.root_cert_path", fine) == 0
+        assert "warning" not in capsys.readouterr().err
+
+
+def test_set_warns_only_for_files_the_agent_does_not_write_itself(tmp_path, capsys):
+    assert run(tmp_path, "set", "device.cryptoki.module_path", "/nonexistent/libp11.so") == 0
+    assert "warning: /nonexistent/libp11.so does not exist" in capsys.readouterr().err
+    for key in ("device.cert_path", "run.path", "logs.path"):
+        assert run(tmp_path, "set", key, str(tmp_path / "not-yet" / key)) == 0
+        assert "warning" not in capsys.readouterr().err, key
