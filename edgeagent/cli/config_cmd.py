@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import shlex
 import sys
 import textwrap
@@ -106,7 +107,20 @@ def run_get(args: argparse.Namespace) -> int:
     print(value)
     if value == HIDDEN and not args.reveal:
         print(f"note: {args.key} is secret; add --reveal to print it", file=sys.stderr)
+    _note_from_environment(args.key)
     return OK
+
+
+def _note_from_environment(key: str) -> None:
+    """Say on stderr that ``key``'s value is the environment's (stdout holds the value only)."""
+    from edgeagent.config.keytable import KEYS
+
+    row = KEYS.get(key)
+    if row is not None and os.environ.get(row[2]):
+        print(
+            f"note: this value comes from {row[2]} (environment), not from agent.toml",
+            file=sys.stderr,
+        )
 
 
 def run_set(args: argparse.Namespace) -> int:
@@ -193,6 +207,9 @@ def run_list(args: argparse.Namespace) -> int:
     )
     for entry in entries:
         print(format_doc(entry) if args.doc else f"{entry.key}={entry.value}")
+    from_env = [f"{entry.key} ({entry.env_var})" for entry in entries if entry.source == "env"]
+    if from_env and not args.doc:
+        print(f"note: from the environment, not agent.toml: {', '.join(from_env)}", file=sys.stderr)
     return OK
 
 

@@ -26,7 +26,13 @@ from edgeagent.cli.args import (
     require,
 )
 from edgeagent.cli.exit_codes import OK
-from edgeagent.cli.pin_input import CliPins, add_new_pin_file, add_pin_file, add_so_pin_file
+from edgeagent.cli.pin_input import (
+    CliPins,
+    add_new_pin_file,
+    add_pin_file,
+    add_so_pin_file,
+    naming_the_pin,
+)
 
 if TYPE_CHECKING:
     from edgeagent.config import AgentConfig
@@ -252,7 +258,7 @@ def register(sub: Subparsers) -> None:
     add_renamed(keys, "--uri", "--token-uri")
     _key_names(keys)
     add_pin_file(keys)
-    keys.set_defaults(run=_list_keys)
+    keys.set_defaults(run=naming_the_pin(_list_keys))
 
     _register_create_key(actions)
 
@@ -267,7 +273,7 @@ def register(sub: Subparsers) -> None:
     _force(delete, "delete it even if a key URI names it")
     delete.add_argument("--yes", action="store_true", help="do not ask on a terminal")
     add_pin_file(delete)
-    delete.set_defaults(run=_delete_key)
+    delete.set_defaults(run=naming_the_pin(_delete_key))
 
     change = add_command(
         actions,
@@ -283,7 +289,7 @@ def register(sub: Subparsers) -> None:
         "--reset", action="store_true", help="reset with the SO PIN instead of the current PIN"
     )
     add_new_pin_file(change)
-    change.set_defaults(run=_change_pin)
+    change.set_defaults(run=naming_the_pin(_change_pin))
 
 
 def _register_init(actions: Subparsers) -> None:
@@ -345,4 +351,4 @@ def _register_create_key(actions: Subparsers) -> None:
     _token_uri(create)
     add_pin_file(create)
     add_so_pin_file(create)
-    create.set_defaults(run=_create_key)
+    create.set_defaults(run=naming_the_pin(_create_key))

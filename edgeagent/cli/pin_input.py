@@ -9,13 +9,15 @@ which PIN a command needs is decided there, how it is read here.
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeagent.errors import ConfigError, MissingConfigValue, UsageError
+from edgeagent.errors import ConfigError, MissingConfigValue, PinIncorrect, UsageError
 
 if TYPE_CHECKING:
     from edgeagent.config import AgentConfig
@@ -106,9 +108,17 @@ class CliPins:
 
     def user_pin(self, *, confirm: bool = False) -> str:
         pin = self._config.device.cryptoki.pin
+        file = getattr(self._args, "pin_file", None)
+        self._args.user_pin_from = (
+            f"--pin-file {file}"
+            if file is not None
+            else self._config.named("device.cryptoki.pin")
+            if pin is not None
+            else "the user PIN typed at the prompt"
+        )
         return read_pin(
             "user PIN",
-            file=getattr(self._args, "pin_file", None),
+            file=file,
             file_option="--pin-file",
             configured=pin.get_secret_value() if pin is not None else None,
             confirm=confirm,
@@ -129,6 +139,26 @@ class CliPins:
             old_env_var=OLD_PIN_ENV[env],
             confirm=confirm,
         )
+
+
+def naming_the_pin(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run``, whose refused user PIN names where it came from (``check AGENT_..._PIN``).
+
+    The token says only "PIN incorrect"; which PIN this command read, and
+    from where, is known here (:meth:`CliPins.user_pin` notes it).
+    """
+
+    @functools.wraps(run)
+    def named(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except PinIncorrect as error:
+            source = getattr(args, "user_pin_from", None)
+            if source is None or "SO PIN" in error.cause or error.fix.startswith("check "):
+                raise
+            raise PinIncorrect(error.cause, f"check {source}; {error.fix}") from error
+
+    return named
 
 
 # -- the options that name PIN files -----------------------------------------------------

@@ -34,7 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edgeagent.config.locations import system_default
@@ -427,6 +435,9 @@ class AgentConfig(BaseSettings):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     p11_server: P11ServerConfig = Field(default_factory=P11ServerConfig)
 
+    _from_environment: frozenset[str] = PrivateAttr(default=frozenset())
+    """The dotted keys an AGENT_* variable set (filled by sources.load_with_sources)."""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -440,6 +451,18 @@ class AgentConfig(BaseSettings):
         # the config directory and environment it reads); pydantic-settings'
         # defaults would read AGENT_-less variable names and .env files.
         return (init_settings,)
+
+    def named(self, key: str) -> str:
+        """How a message names where ``key``'s value came from, so the fix goes there.
+
+        ``device.cryptoki.pin`` from agent.toml or the defaults, else
+        ``AGENT_DEVICE_CRYPTOKI_PIN (environment, device.cryptoki.pin)``.
+        """
+        if key not in self._from_environment:
+            return key
+        from edgeagent.config.keys import env_var_name
+
+        return f"{env_var_name(key)} (environment, {key})"
 
     @classmethod
     def cloud_names(cls) -> tuple[str, ...]:
@@ -477,9 +500,9 @@ class AgentConfig(BaseSettings):
             ),
             key_pin=own.key_pin if own.key_pin is not None else device.key_pin,
             key_pin_key=(
-                f"{cloud}.device.key_pin"
+                self.named(f"{cloud}.device.key_pin")
                 if own.key_pin is not None
-                else "device.key_pin"
+                else self.named("device.key_pin")
                 if device.key_pin is not None
                 else ""
             ),

@@ -160,6 +160,7 @@ def load_with_sources(
         config = AgentConfig(_build_sources=((env, toml, defaults), {}))  # type: ignore[call-arg]
     except ValidationError as error:
         raise config_error(error, "", where) from None
+    config._from_environment = frozenset(env.keys)
     if toml.exists and config.device.cryptoki.pin is not None:
         _warn_if_readable(path, sources)
     return config, sources

@@ -31,6 +31,7 @@ def choose_pin(
     token_pin: str | None,
     key_pin: str | None = None,
     key_pin_key: str = "device.key_pin",
+    shared_pin_from: str = "device.cryptoki.pin",
 ) -> PinChoice:
     if key_pin:
         return PinChoice(key_pin, key_pin_key)
@@ -40,7 +41,7 @@ def choose_pin(
     if uri is not None and uri.pin_value:
         return PinChoice(uri.pin_value, "the key URI's pin-value")
     if token_pin:
-        return PinChoice(token_pin, "device.cryptoki.pin")
+        return PinChoice(token_pin, shared_pin_from)
     return PinChoice(None, "no PIN configured")
 
 

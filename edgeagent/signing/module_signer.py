@@ -132,6 +132,7 @@ def open_module_signer(
     pin: str | None,
     key_pin: str | None = None,
     key_pin_key: str = "device.key_pin",
+    pin_key: str = "device.cryptoki.pin",
 ) -> ModuleSigner:
     """Load the module, select the key ``key_uri`` names, log in, and read its public key.
 
@@ -142,7 +143,7 @@ def open_module_signer(
     TokenError subclasses from ``edgeagent.errors``.
     """
     uri = Pkcs11Uri.parse(key_uri) if key_uri else None
-    choice = choose_pin(uri, pin, key_pin, key_pin_key)
+    choice = choose_pin(uri, pin, key_pin, key_pin_key, pin_key)
     module = load_module(module_path)
     try:
         selected = select_key(module, uri, choice.pin)

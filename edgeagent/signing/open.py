@@ -32,6 +32,8 @@ class SignerSpec:
     pin: str | None = None
     key_pin: str | None = None
     key_pin_key: str = ""
+    pin_key: str = "device.cryptoki.pin"
+    """Where ``pin`` came from, for messages (an AGENT_* variable is named as such)."""
     socket_path: str | None = None
     key_path: str | None = None
 
@@ -54,6 +56,7 @@ def signer_spec(config: AgentConfig, identity: DeviceIdentity) -> SignerSpec:
             pin=cryptoki.pin.get_secret_value() if cryptoki.pin is not None else None,
             key_pin=identity.key_pin.get_secret_value() if identity.key_pin is not None else None,
             key_pin_key=identity.key_pin_key,
+            pin_key=config.named("device.cryptoki.pin"),
         )
     if cryptoki.mode == "socket":
         if identity.key_pin is not None:
@@ -82,6 +85,7 @@ def open_signer_from(spec: SignerSpec) -> Signer:
             spec.pin,
             key_pin=spec.key_pin,
             key_pin_key=spec.key_pin_key or "device.key_pin",
+            pin_key=spec.pin_key,
         )
     if spec.mode == "socket":
         from edgeagent.signing.socket_signer import open_socket_signer

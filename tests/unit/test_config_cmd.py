@@ -117,3 +117,21 @@ def test_set_warns_only_for_files_the_agent_does_not_write_itself(tmp_path, caps
     for key in ("device.cert_path", "run.path", "logs.path"):
         assert run(tmp_path, "set", key, str(tmp_path / "not-yet" / key)) == 0
         assert "warning" not in capsys.readouterr().err, key
+
+
+def test_get_and_list_say_which_values_come_from_the_environment(tmp_path, capsys, monkeypatch):
+    assert run(tmp_path, "set", "mqtt.client.host", "10.0.0.1") == 0
+    capsys.readouterr()
+    monkeypatch.setenv("AGENT_MQTT_CLIENT_PORT", "1999")
+    assert run(tmp_path, "get", "mqtt.client.port") == 0
+    got = capsys.readouterr()
+    assert got.out == "1999\n"  # stdout: the value alone, for scripts
+    assert "comes from AGENT_MQTT_CLIENT_PORT (environment)" in got.err
+    assert run(tmp_path, "get", "mqtt.client.host") == 0
+    assert capsys.readouterr().err == ""
+    assert run(tmp_path, "list") == 0
+    listed = capsys.readouterr()
+    assert listed.out == "mqtt.client.host=10.0.0.1\nmqtt.client.port=1999\n"
+    assert "from the environment, not agent.toml: mqtt.client.port (AGENT_MQTT_CLIENT_PORT)" in (
+        listed.err
+    )

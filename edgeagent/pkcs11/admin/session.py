@@ -116,4 +116,11 @@ def _open(found: FoundToken, desc: TokenDescription, mapper: KeyTemplates, **log
                 # this session shares that login and must not log it out.
                 return found.token.open(rw=True, attribute_mapper=mapper)
     except PinIncorrect as error:
+        if "so_pin" in login:
+            # Say whose PIN: the fix is another file than the user PIN's.
+            error = PinIncorrect(
+                error.cause.replace("PIN incorrect", "SO PIN incorrect", 1),
+                "check the SO PIN (--so-pin-file, EDGEAGENT_SO_PIN); " + error.fix,
+            )
+            raise error from None
         raise with_attempts_left(found, error) from error.__cause__
