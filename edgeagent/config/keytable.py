@@ -34,7 +34,7 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
     ),
     "device.key_pin": ("the token's user PIN", None, "AGENT_DEVICE_KEY_PIN"),
     "device.key_policy": ("one of: any, hardware", "any", "AGENT_DEVICE_KEY_POLICY"),
-    "c8y.url": ("host[:port] without a scheme, port 1..65535", None, "AGENT_C8Y_URL"),
+    "c8y.url": ("host[:port] without a scheme, port 1-65535", None, "AGENT_C8Y_URL"),
     "c8y.root_cert_path": ("an absolute path", "/etc/ssl/certs", "AGENT_C8Y_ROOT_CERT_PATH"),
     "c8y.device.key_uri": (
         "a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'",
@@ -45,8 +45,8 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
     "c8y.device.key_path": ("an absolute path", None, "AGENT_C8Y_DEVICE_KEY_PATH"),
     "c8y.device.key_pin": ("the token's user PIN", None, "AGENT_C8Y_DEVICE_KEY_PIN"),
     "c8y.tls.min_version": ("one of: 1.2, 1.3", "1.2", "AGENT_C8Y_TLS_MIN_VERSION"),
-    "c8y.http": ("host[:port] without a scheme, port 1..65535", None, "AGENT_C8Y_HTTP"),
-    "az.url": ("host[:port] without a scheme, port 1..65535", None, "AGENT_AZ_URL"),
+    "c8y.http": ("host[:port] without a scheme, port 1-65535", None, "AGENT_C8Y_HTTP"),
+    "az.url": ("host[:port] without a scheme, port 1-65535", None, "AGENT_AZ_URL"),
     "az.root_cert_path": ("an absolute path", "/etc/ssl/certs", "AGENT_AZ_ROOT_CERT_PATH"),
     "az.device.key_uri": (
         "a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'",
@@ -57,7 +57,7 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
     "az.device.key_path": ("an absolute path", None, "AGENT_AZ_DEVICE_KEY_PATH"),
     "az.device.key_pin": ("the token's user PIN", None, "AGENT_AZ_DEVICE_KEY_PIN"),
     "az.tls.min_version": ("one of: 1.2, 1.3", "1.2", "AGENT_AZ_TLS_MIN_VERSION"),
-    "aws.url": ("host[:port] without a scheme, port 1..65535", None, "AGENT_AWS_URL"),
+    "aws.url": ("host[:port] without a scheme, port 1-65535", None, "AGENT_AWS_URL"),
     "aws.root_cert_path": ("an absolute path", "/etc/ssl/certs", "AGENT_AWS_ROOT_CERT_PATH"),
     "aws.device.key_uri": (
         "a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'",
@@ -73,7 +73,7 @@ KEYS: dict[str, tuple[str, str | None, str]] = {
         "127.0.0.1",
         "AGENT_MQTT_CLIENT_HOST",
     ),
-    "mqtt.client.port": ("an integer 1..65535", "1883", "AGENT_MQTT_CLIENT_PORT"),
+    "mqtt.client.port": ("a port number, 1-65535", "1883", "AGENT_MQTT_CLIENT_PORT"),
     "mqtt.bridge.built_in": ("true or false", "true", "AGENT_MQTT_BRIDGE_BUILT_IN"),
     "run.path": ("an absolute path", "/run/agent", "AGENT_RUN_PATH"),
     "logs.path": ("an absolute path", "/var/log/agent", "AGENT_LOGS_PATH"),

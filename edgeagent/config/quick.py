@@ -73,7 +73,7 @@ def _valid(fmt: str, value: Any) -> bool:
     """The schema's rule for ``fmt``, accepting only values it would keep as they are."""
     if fmt == "true or false":
         return isinstance(value, bool)
-    if fmt == "an integer 1..65535":
+    if fmt == "a port number, 1-65535":
         return type(value) is int and 1 <= value <= 65535
     if fmt == "the token's user PIN":
         return (type(value) is int) or (isinstance(value, str) and bool(value))

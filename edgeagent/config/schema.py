@@ -114,13 +114,13 @@ KeyUri = Annotated[
 HostPort = Annotated[
     str,
     AfterValidator(_host_port),
-    Format("host[:port] without a scheme, port 1..65535"),
+    Format("host[:port] without a scheme, port 1-65535"),
 ]
 Host = Annotated[
     str, AfterValidator(_host), Format("a host name or IP address, no scheme, port or path")
 ]
 Pin = Annotated[SecretStr, BeforeValidator(_pin_text), Format("the token's user PIN")]
-Port = Annotated[int, Field(ge=1, le=65535), Format("an integer 1..65535")]
+Port = Annotated[int, Field(ge=1, le=65535), Format("a port number, 1-65535")]
 CryptokiMode = Literal["off", "module", "socket"]
 KeyPolicy = Literal["any", "hardware"]
 

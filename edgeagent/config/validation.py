@@ -17,9 +17,21 @@ from edgeagent.config.keys import KeySpec, keys_by_name, unknown_key
 from edgeagent.errors import ConfigError, InvalidConfigValue, UnknownConfigKey
 
 
-def _clean(message: str) -> str:
-    # Our validators raise ValueError; pydantic prefixes "Value error, ".
-    return message.removeprefix("Value error, ")
+def _reason(item: Any, spec: KeySpec | None) -> str:
+    """Why the value was refused, in our words: pydantic's own text never reaches a user.
+
+    Our validators (``value_error``) already speak the user's language; for
+    everything pydantic checks itself (types, ranges, choices) the key's
+    format says what it must be: "must be a port number, 1-65535".
+    """
+    if item["type"] in ("value_error", "assertion_error"):
+        # Our validators raise ValueError; pydantic prefixes "Value error, ".
+        return str(item["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if spec is None:
+        return "must be a table of keys, not a value"
+    if item["type"] in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a value ({spec.format}), not a table"
+    return f"must be {spec.format}"
 
 
 def config_error(error: ValidationError, prefix: str, where: Callable[[str], str]) -> ConfigError:
@@ -38,7 +50,7 @@ def config_error(error: ValidationError, prefix: str, where: Callable[[str], str
             unknown.append(name)
             continue
         spec = specs.get(name)
-        text = f"{where(name)}: {_clean(item['msg'])}"
+        text = f"{where(name)}: {_reason(item, spec)}"
         value = item.get("input")
         if spec is not None and not spec.secret and isinstance(value, str | int | float):
             # A key URI may carry a PIN (pin-value): never echo it.

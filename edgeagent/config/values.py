@@ -33,7 +33,7 @@ def parse_host_port(value: str) -> tuple[str, int | None]:
     if not port_text:
         return host, None
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError("port must be a number 1..65535")
+        raise ValueError("the port must be a number, 1-65535")
     return host, int(port_text)
 
 
