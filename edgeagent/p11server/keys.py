@@ -45,9 +45,16 @@ def _bare(value: str) -> str:
 
 
 class TokenKeys:
-    def __init__(self, module_path: Path, pin: str | None, default_uri: str | None) -> None:
+    def __init__(
+        self,
+        module_path: Path,
+        pin: str | None,
+        default_uri: str | None,
+        pin_from: str = "device.cryptoki.pin",
+    ) -> None:
         self._module_path = module_path
         self._pin = pin
+        self._pin_from = pin_from
         self._default_uri = default_uri
         self._signers: dict[str | None, ModuleSigner] = {}
         self._by_client_uri: dict[str, ModuleSigner] = {}
@@ -154,7 +161,9 @@ class TokenKeys:
         # The key is searched on the served token only: the PIN goes nowhere else.
         target = self._pinned(Pkcs11Uri.parse(wanted or "pkcs11:"), wanted or "pkcs11:")
         try:
-            signer = open_module_signer(self._module_path, format_uri(target), self._pin)
+            signer = open_module_signer(
+                self._module_path, format_uri(target), self._pin, pin_key=self._pin_from
+            )
         except (PinIncorrect, PinLocked) as failure:
             self._pin_failure = failure
             raise

@@ -40,6 +40,8 @@ class ServerSettings:
     socket_group: str | None
     allowed_users: str
     allowed_groups: str
+    pin_from: str = "device.cryptoki.pin"
+    """Where ``pin`` came from, for a refusal's fix (an AGENT_* variable is named as such)."""
 
     @classmethod
     def from_config(
@@ -70,6 +72,7 @@ class ServerSettings:
             socket_group=socket_group or server.socket_group,
             allowed_users=allowed_users if allowed_users is not None else server.allowed_users,
             allowed_groups=allowed_groups if allowed_groups is not None else server.allowed_groups,
+            pin_from=config.named("device.cryptoki.pin"),
         )
 
     def to_json(self) -> bytes:
@@ -95,7 +98,7 @@ def serve(settings: ServerSettings, stop: threading.Event) -> None:
     # Checked now so a misspelt user or group fails at start; rebuilt below
     # once the socket's real group is known.
     PeerPolicy.from_names(settings.allowed_users, settings.allowed_groups, settings.socket_group)
-    keys = TokenKeys(settings.module_path, settings.pin, settings.uri)
+    keys = TokenKeys(settings.module_path, settings.pin, settings.uri, settings.pin_from)
     try:
         # Open the default key now, so a wrong PIN or a missing token shows
         # at start; the service keeps running (a token may be plugged in

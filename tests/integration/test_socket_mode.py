@@ -181,6 +181,18 @@ def test_wrong_pin_in_the_service_reaches_the_agent_as_pin_incorrect(
     assert wrong.log_text().count("requests will be refused until the service restarts") == 1
 
 
+def test_a_wrong_pin_from_the_environment_is_named_in_the_services_log(
+    service_factory: Any,
+) -> None:
+    # Environment beats agent.toml: the variable is what to fix (issue 12 part 8).
+    wrong = service_factory("env-pin", "env.sock")
+    wrong.start(env={"AGENT_DEVICE_CRYPTOKI_PIN": "000000"})
+    log = wrong.log_text()
+    assert "requests will be refused until the service restarts" in log
+    assert "check AGENT_DEVICE_CRYPTOKI_PIN (environment, device.cryptoki.pin)" in log
+    assert "000000" not in log
+
+
 def test_bridge_survives_a_service_restart(
     gateway: Gateway, service: P11Server, cloud_broker: Mosquitto
 ) -> None:
