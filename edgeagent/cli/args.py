@@ -21,7 +21,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias, overload
+from typing import Any, ClassVar, NoReturn, TypeAlias, overload
 
 from edgeagent.errors import UsageError
 
@@ -54,17 +54,47 @@ class AgentParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    # The words of the command line being parsed: argparse's messages quote
+    # them, and a value after `--pin` must not be quoted back.
+    _words: ClassVar[list[str]] = []
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        # The top parser gets the whole command line, each subcommand's parser
+        # the words after its name: where an option like `--pin` would be.
+        given = args[0] if args else kwargs.get("args")
+        AgentParser._words = list(sys.argv[1:] if given is None else given)
+        return super().parse_known_args(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         # `--pin 1234` is refused (no abbreviations), but argparse's message
-        # would print the PIN back: hide what follows a secret-looking option.
+        # would print the PIN back: hide what follows a secret-looking option,
+        # in "unrecognized arguments" and wherever else a message quotes it
+        # (`cert show --pin 1234` takes 1234 for the CLOUD).
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
             message = prefix + " ".join(hide_secret_values(message[len(prefix) :].split(" ")))
+        for secret in secret_values(AgentParser._words):
+            message = message.replace(repr(secret), HIDDEN)
+            message = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", HIDDEN, message)
         super().error(message)
 
 
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(pin|password|passwd|secret|otp)[\w-]*$", re.IGNORECASE)
 HIDDEN = "<hidden>"
+
+
+def secret_values(words: Sequence[str]) -> set[str]:
+    """The values given to secret-looking options in ``words`` (``--pin X``, ``--pin=X``)."""
+    found = set()
+    for index, word in enumerate(words):
+        name, equals, value = word.partition("=")
+        if not (word.startswith("-") and _SECRET_OPTION.match(name)):
+            continue
+        if equals:
+            found.add(value)
+        elif index + 1 < len(words) and not words[index + 1].startswith("-"):
+            found.add(words[index + 1])
+    return {value for value in found if value}
 
 
 def hide_secret_values(words: Sequence[str]) -> list[str]:

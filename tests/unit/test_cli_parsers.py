@@ -78,6 +78,21 @@ def test_a_refused_option_never_prints_a_secret_back(
         assert secret not in err
 
 
+def test_a_pin_taken_for_another_argument_is_not_quoted_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `cert show` has no PIN option: argparse takes 1234 for the CLOUD and
+    # would say "invalid choice: '1234'".
+    for argv in (["cert", "show", "--pin", "271828"], ["cert", "show", "--pin=271828", "x"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        err = capsys.readouterr().err
+        assert "271828" not in err and "error:" in err, err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["cert", "show", "c8"])  # no PIN anywhere: quoted as typed
+    assert "invalid choice: 'c8'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "command",
     [
