@@ -31,11 +31,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from edgeagent.bridge.connector import BackgroundConnect
 from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.repeated_warnings import RepeatedWarnings
 from edgeagent.bridge.rules import TopicRules
+from edgeagent.bridge.status_file import CLOUD_LINK, LOCAL_LINK, Counters, Dropped, EachWay
 from edgeagent.errors import AgentError
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.mqtt.packets import ProtocolError, Publish, Will
@@ -56,6 +58,23 @@ messages: brokers do not reliably bound what they send a client (mosquitto
 sent thousands past its max_inflight_messages in our tests), so the bridge
 bounds its own memory and TCP pushes back to the source broker. 300 keeps
 QoS 1 throughput where 1000 had it (benchmarks) with ~1 MB less peak heap."""
+STATUS_EVERY = 2.0
+"""Hand the counters to the status sink at most this often (seconds)."""
+
+
+class StatusSink(Protocol):
+    """Told what the bridge does, for `agent status` (``status_file.StatusFile``).
+
+    ``link`` is ``"cloud"`` or ``"local"``. Called from the bridge's thread.
+    """
+
+    def link_up(self, link: str) -> None: ...
+
+    def link_down(self, link: str, error: str) -> None: ...
+
+    def counters(self, counters: Counters) -> None: ...
+
+    def stopped(self, counters: Counters) -> None: ...
 
 
 # Not frozen: one is made per forwarded QoS 1/2 message, and a frozen
@@ -99,6 +118,7 @@ class Bridge:
         cloud_max_qos: int = 2,
         cloud_retain: bool = False,
         cloud_max_payload: int | None = None,
+        status: StatusSink | None = None,
     ) -> None:
         self.rules = rules
         self.health_topic = health_topic
@@ -128,6 +148,9 @@ class Bridge:
         self._echoes = ExpectedEchoes(rules) if rules.may_echo else None
         self.forwarded = {"outbound": 0, "inbound": 0}
         self.dropped_oversize = 0
+        self.dropped_no_rule = 0
+        self._status = status
+        self._status_due = 0.0  # monotonic: when the sink gets the counters next
         # Warnings a peer can trigger per message: one line per topic per interval.
         self._warnings = RepeatedWarnings(log)
         self.up = threading.Event()
@@ -151,6 +174,9 @@ class Bridge:
             while not stop.is_set():
                 now = time.monotonic()
                 self._warnings.tick(now)
+                if self._status is not None and now >= self._status_due:
+                    self._status_due = now + STATUS_EVERY
+                    self._status.counters(self.counters())
                 for side in self._sides:
                     if side.session.up:
                         self._guard(side, side.session.tick, now)
@@ -243,6 +269,8 @@ class Bridge:
         side.connected_at = time.monotonic()
         ep = session.endpoint
         log.info("%s broker connected (%s:%d)", ep.name, ep.host, ep.port)
+        if self._status is not None:
+            self._status.link_up(self._link_name(side))
         self._publish_health()
 
     def _guard(self, side: _Side, action: Callable[..., object], *args: float) -> None:
@@ -275,6 +303,8 @@ class Bridge:
 
     def _schedule_retry(self, side: _Side, reason: str) -> None:
         side.reason = reason
+        if self._status is not None:
+            self._status.link_down(self._link_name(side), reason)
         # Jitter keeps a fleet of gateways from reconnecting in lockstep.
         side.retry_at = time.monotonic() + side.backoff * random.uniform(0.8, 1.2)  # noqa: S311
         log.warning(
@@ -297,6 +327,25 @@ class Bridge:
         self.cloud.close()
         self.local.close()
         selector.close()
+        if self._status is not None:
+            self._status.stopped(self.counters())
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _link_name(self, side: _Side) -> str:
+        return CLOUD_LINK if side is self._cloud_side else LOCAL_LINK
+
+    def counters(self) -> Counters:
+        """Forwarded and dropped since start, and in flight now (for `agent status`)."""
+        return Counters(
+            forwarded=EachWay(self.forwarded["outbound"], self.forwarded["inbound"]),
+            in_flight=EachWay(self.cloud.backlog, self.local.backlog),
+            dropped=Dropped(
+                oversize=self.dropped_oversize,
+                no_rule=self.dropped_no_rule,
+                qos0_link_down=self.cloud.dropped_qos0 + self.local.dropped_qos0,
+            ),
+        )
 
     # -- forwarding (SessionEvents) ---------------------------------------------------------
 
@@ -334,6 +383,7 @@ class Bridge:
         if topic is None:
             # Subscriptions and rules come from the same file: a broker that
             # delivers more than we asked for gets it acked and dropped.
+            self.dropped_no_rule += 1
             self._warnings.warn(
                 (direction, message.topic),
                 "no %s rule for topic %r; dropped",
