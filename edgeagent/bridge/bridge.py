@@ -316,6 +316,7 @@ class Bridge:
         side.backoff = min(side.backoff * 2, MAX_BACKOFF)
 
     def _shutdown(self, selector: selectors.BaseSelector) -> None:
+        at_stop = self.counters()  # before our own "stopped" health message is in flight
         for side in self._sides:
             if side.connecting is not None:
                 side.connecting.cancel()  # at once: no failure, nothing logged
@@ -328,7 +329,7 @@ class Bridge:
         self.local.close()
         selector.close()
         if self._status is not None:
-            self._status.stopped(self.counters())
+            self._status.stopped(at_stop)
 
     # -- status ----------------------------------------------------------------------------
 
