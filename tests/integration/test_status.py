@@ -19,7 +19,8 @@ import pytest
 
 from edgeagent import errors
 from tests.support.agent_cli import exit_code
-from tests.support.gateway import Gateway, process_alive
+from tests.support.clouds import AwsStandin, AzStandin
+from tests.support.gateway import Gateway, GatewayFactory, process_alive
 from tests.support.softhsm import SoftHsmToken
 
 pytestmark = pytest.mark.integration
@@ -194,3 +195,36 @@ def test_a_configured_cloud_never_connected_is_not_running(gateway: Gateway) -> 
     assert c8y["cloud_link"] is None and c8y["forwarded"] is None
     human = gateway.agent("status", "c8y")
     assert "bridge: not running (never started here)" in human.stdout
+
+
+def test_three_clouds_each_report_their_own_bridge(
+    gateway_factory: GatewayFactory, az_hub: AzStandin, aws_core: AwsStandin
+) -> None:
+    gw = gateway_factory("off", cn="device-001")
+    az_hub.attach(gw)
+    aws_core.attach(gw)
+    for cloud in ("c8y", "az", "aws"):
+        done = gw.agent("connect", cloud)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def all_up(report: dict[str, Any]) -> bool:
+        return all(c["up"] for c in report["clouds"])
+
+    deadline = time.monotonic() + 30
+    code, report = status_json(gw)
+    while not all_up(report) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        code, report = status_json(gw)
+    assert code == 0, report
+    by_cloud = {c["cloud"]: c for c in report["clouds"]}
+    assert {name: c["bridge"]["pid"] for name, c in by_cloud.items()} == {
+        name: gw.bridge_pid(name) for name in ("c8y", "az", "aws")
+    }
+    assert by_cloud["az"]["title"] == "Azure IoT Hub"
+
+    assert gw.agent("disconnect", "az").returncode == 0
+    code, report = status_json(gw)
+    by_cloud = {c["cloud"]: c for c in report["clouds"]}
+    assert code == exit_code(errors.BridgeNotRunning)
+    assert [by_cloud[c]["up"] for c in ("c8y", "az", "aws")] == [True, False, True]
+    assert "the Azure IoT Hub bridge is not running" in by_cloud["az"]["problem"]
