@@ -253,7 +253,12 @@ def bridge_process(service: BridgeService, status: BridgeStatus | None) -> Bridg
         if not service.is_running():
             return BridgeProcess(False, managed_by="systemd", unit=service.unit)
         return BridgeProcess(True, _main_pid(service.unit), "systemd", unit=service.unit)
-    pid = service.running_pid()
+    try:
+        pid = service.running_pid()
+    except PermissionError:
+        # running_pid removes a pid file it found stale (unlocked); a monitoring
+        # user who may not remove it from run.path still learned it is stale.
+        pid = None
     if pid is not None:
         return BridgeProcess(True, pid if pid > 0 else None, "pid file", pid_file=service.pid_file)
     if status is not None and status.stopped_at is None and _is_bridge_runtime(status.pid):
