@@ -5,10 +5,10 @@
     Bridge(local, cloud, rules, health_topic, status=status)   # it reports to it
     read_status(run_dir / "status-c8y.json")                    # BridgeStatus or None
 
-The bridge reports each link going up or down at once, and its counters
-every few seconds (``Bridge``'s ``STATUS_EVERY``); the file is rewritten on
-every link change, while the counters move, and every ``HEARTBEAT`` seconds
-anyway, so that for a bridge that died without a word a reader still knows
+The bridge reports each link going up or down at once, and its counters at
+most twice a second while they move (``Bridge``'s ``STATUS_EVERY``); the file
+is rewritten on every link change, when the counters changed, and every
+``HEARTBEAT`` seconds anyway, so that for a bridge that died without a word a reader still knows
 about when it last ran (``updated_at``). A clean stop writes ``stopped_at``.
 
 Each write is atomic (a temp file in the same private directory, then
@@ -263,6 +263,9 @@ class StatusFile:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()  # a crashed writer's leftover with our pid
             fd = open_no_follow(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # Whatever the umask (the systemd unit's is 0077): monitoring may run
+            # `agent status` as another user, and the file holds no secret.
+            os.fchmod(fd, 0o644)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(temp, self.path)
