@@ -27,10 +27,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
     else:
         for cloud in report.clouds:
-            if cloud.configured or args.cloud is not None:
-                _print_cloud(cloud)
-            else:
-                print(f"{cloud.cloud}: not configured ({cloud.cloud}.url is not set)")
+            _print_cloud(cloud)
     if error is None:
         return 0
     print(f"error: {error}", file=sys.stderr)
@@ -42,9 +39,11 @@ def _print_cloud(cloud: CloudStatus) -> None:
 
     if not cloud.configured:
         print(f"{cloud.cloud}: not configured ({cloud.cloud}.url is not set)")
-        return
-    state = "up" if cloud.up else "DOWN"
-    print(f"{cloud.cloud} ({cloud.title}): {state}")
+        if not cloud.process.running:
+            return
+        print("    (but a bridge for it runs: `agent disconnect` stops it)")
+    else:
+        print(f"{cloud.cloud} ({cloud.title}): {'up' if cloud.up else 'DOWN'}")
     process, status = cloud.process, cloud.status
     if process.running:
         how = {

@@ -228,3 +228,19 @@ def test_three_clouds_each_report_their_own_bridge(
     assert code == exit_code(errors.BridgeNotRunning)
     assert [by_cloud[c]["up"] for c in ("c8y", "az", "aws")] == [True, False, True]
     assert "the Azure IoT Hub bridge is not running" in by_cloud["az"]["problem"]
+
+
+def test_a_bridge_that_runs_for_an_unconfigured_cloud_is_shown(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    connected(gateway, softhsm_token)
+    url = gateway.agent("config", "get", "c8y.url").stdout.strip()
+    gateway.agent("config", "unset", "c8y.url")
+    try:
+        done = gateway.agent("status")
+        assert done.returncode == exit_code(errors.MissingConfigValue), done.stdout + done.stderr
+        assert "c8y: not configured (c8y.url is not set)" in done.stdout
+        assert "(but a bridge for it runs: `agent disconnect` stops it)" in done.stdout
+        assert f"bridge: running, pid {gateway.bridge_pid()}" in done.stdout
+    finally:
+        gateway.set("c8y.url", url)  # so that the fixture's `agent disconnect c8y` works
