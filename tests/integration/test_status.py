@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from edgeagent import errors
-from tests.support.agent_cli import exit_code
+from tests.support.agent_cli import AGENT, exit_code
 from tests.support.clouds import AwsStandin, AzStandin
 from tests.support.gateway import Gateway, GatewayFactory, process_alive
 from tests.support.softhsm import SoftHsmToken
@@ -244,3 +245,32 @@ def test_a_bridge_that_runs_for_an_unconfigured_cloud_is_shown(
         assert f"bridge: running, pid {gateway.bridge_pid()}" in done.stdout
     finally:
         gateway.set("c8y.url", url)  # so that the fixture's `agent disconnect c8y` works
+
+
+def test_a_foreground_bridge_without_pid_file_is_running(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    """A container's entry point: `agent bridge run c8y`, no pid file, no systemd."""
+    gateway.new_device_key(softhsm_token)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+    env["AGENT_CONFIG_DIR"] = str(gateway.config_dir)
+    bridge = subprocess.Popen(
+        [str(AGENT), "bridge", "run", "c8y"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        code, report = wait_for_status(gateway, lambda c: c["up"])
+        c8y = c8y_of(report)
+        assert code == 0, report
+        assert c8y["bridge"]["managed_by"] == "foreground"
+        assert c8y["bridge"]["pid"] == bridge.pid  # the runtime exec'd in place: same pid
+        assert c8y["bridge"]["pid_file"] is None
+    finally:
+        bridge.terminate()
+        bridge.wait(20)
+    code, report = status_json(gateway)
+    assert code == exit_code(errors.BridgeNotRunning)
+    assert c8y_of(report)["bridge"]["stopped_at"] is not None

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from edgeagent import errors
+from edgeagent.bridge.service import BridgeService
 from edgeagent.bridge.status_file import BridgeStatus, LinkStatus
-from edgeagent.clouds.status import BridgeProcess, CloudStatus, StatusReport
+from edgeagent.clouds.status import BridgeProcess, CloudStatus, StatusReport, bridge_process
 
 UP = LinkStatus(up=True, since=1_764_612_250.0)
 
@@ -106,3 +111,40 @@ def test_the_json_has_every_key_whatever_is_known() -> None:
         "last_error_at": None,
         "tls_version": None,
     }
+
+
+@dataclass(frozen=True)
+class SystemdService(BridgeService):
+    """Where systemd manages the bridge (not in this container): its answers, given."""
+
+    active: bool = True
+
+    @property
+    def manager(self) -> str:  # type: ignore[override]
+        return "systemd"
+
+    def is_running(self) -> bool:
+        return self.active
+
+
+def test_under_systemd_the_unit_says_whether_it_runs_and_its_main_pid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[list[str]] = []
+
+    def systemctl(args: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        asked.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout="4321\n", stderr="")
+
+    monkeypatch.setattr("edgeagent.clouds.status.subprocess.run", systemctl)
+    where = (Path("/etc/agent"), Path("/run/agent"), Path("/var/log/agent"))
+    running = bridge_process(SystemdService("c8y", *where), status(pid=4321))
+    assert running == BridgeProcess(True, 4321, "systemd", unit="agent-bridge@c8y.service")
+    assert asked == [
+        ["systemctl", "show", "--property", "MainPID", "--value", "agent-bridge@c8y.service"]
+    ]
+    assert cloud(running, status(pid=4321)).up
+
+    stopped = bridge_process(SystemdService("c8y", *where, active=False), status())
+    assert stopped == BridgeProcess(False, managed_by="systemd", unit="agent-bridge@c8y.service")
+    assert isinstance(cloud(stopped, status()).problem(), errors.BridgeNotRunning)
