@@ -62,6 +62,8 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── BrokerRefused            CONNACK with a failure reason
     │   └── CloudDidNotAnswer        the session is up but the cloud did not answer connect's check
     ├── ServiceError                 starting / stopping the bridge process
+    │   ├── BridgeNotRunning         status, doctor: a configured cloud's bridge does not run
+    │   └── BridgeLinkDown           `agent status`: the bridge runs, a link of it is down
     └── FileWriteError               a file we were asked to write (certificate, CSR, public key)
 """
 
@@ -310,6 +312,14 @@ class CloudDidNotAnswer(BrokerError):
 
 class ServiceError(AgentError):
     """The bridge service could not be started, stopped or queried."""
+
+
+class BridgeNotRunning(ServiceError):
+    """A configured cloud's bridge is not running (`agent status`, `agent doctor`)."""
+
+
+class BridgeLinkDown(ServiceError):
+    """The bridge runs, but its cloud or local link is down (`agent status`)."""
 
 
 # -- files we write ------------------------------------------------------------------

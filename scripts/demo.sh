@@ -315,6 +315,9 @@ received "$down_pid" "$work/down.txt" "cloud -> device"
 section "bridge health (retained on the local broker)"
 run mosquitto_sub -h 127.0.0.1 -p "$local_port" -t agent/bridge/c8y/health -C 1 -W 5
 
+section "what the bridge is doing: agent status (exit 0: every configured cloud is up)"
+run "${conf[@]}" status c8y
+
 # --- 6. disconnect and summary ------------------------------------------------
 
 section "6. disconnect"

@@ -42,6 +42,8 @@ class BridgePlan:
     tls_min_version: str = "1.2"
     cert_check: CertCheck | None = None
     """The daily certificate check, when no systemd timer does it."""
+    status_path: str | None = None
+    """run.path/status-<cloud>.json: what the bridge is doing, for `agent status`."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -15,6 +15,7 @@ from edgeagent.bridge.bridge import Bridge
 from edgeagent.bridge.cert_check import DailyCertCheck
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.rules import TopicRules
+from edgeagent.bridge.status_file import StatusFile
 from edgeagent.lean_exec import exec_lean, read_payload
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import read_device_certificate
@@ -72,6 +73,7 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
             cloud_max_qos=plan.max_qos,
             cloud_retain=plan.forwards_retain,
             cloud_max_payload=plan.max_payload,
+            status=_status_file(plan, certificate.device_id, signer.location, tls),
         )
         log.warning(
             "bridge for %s starting: device %s, key %s, cloud %s:%d",
@@ -86,3 +88,14 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
         bridge.run(stop)
     finally:
         signer.close()
+
+
+def _status_file(
+    plan: BridgePlan, device_id: str, key_uri: str, tls: TlsClientContext
+) -> StatusFile | None:
+    """run.path/status-<cloud>.json, for `agent status` (none in a plan made without it)."""
+    if plan.status_path is None:
+        return None
+    return StatusFile(
+        Path(plan.status_path), plan.cloud, device_id, key_uri, lambda: tls.last_handshake.version
+    )

@@ -59,6 +59,8 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.SignerUnreachable, 70),
     (errors.SignerProtocolError, 71),
     (errors.AdminNotAllowed, 72),
+    (errors.BridgeNotRunning, 86),
+    (errors.BridgeLinkDown, 87),
     (errors.ServiceError, 80),
     (errors.FileWriteError, 90),
     (errors.AgentError, 1),

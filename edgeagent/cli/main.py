@@ -18,6 +18,7 @@ import os
 import select
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from edgeagent.cli.args import AgentParser, resolve_renamed
 from edgeagent.errors import AgentError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         doctor_cmd,
         hsm_cmd,
         p11_server_cmd,
+        status_cmd,
     )
 
     parser = AgentParser(
@@ -45,15 +47,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory holding agent.toml (default: $AGENT_CONFIG_DIR or /etc/agent)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action=_PrintVersion, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     config_cmd.register(sub)
     connect_cmd.register(sub)
+    status_cmd.register(sub)
     bridge_cmd.register(sub)
     p11_server_cmd.register(sub)
     doctor_cmd.register(sub)
     hsm_cmd.register(sub)
     cert_cmd.register(sub)
     return parser
+
+
+class _PrintVersion(argparse.Action):
+    """``agent --version``: ``agent 0.1.0``, exit 0. The package metadata is read only
+    when asked (importlib.metadata is not free on every command's start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"agent {package_version()}")
+        parser.exit(0)
+
+
+def package_version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgeagent")
+    except PackageNotFoundError:
+        from edgeagent import __version__
+
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

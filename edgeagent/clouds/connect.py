@@ -23,6 +23,7 @@ from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.probe import probe
 from edgeagent.bridge.rules import TopicRules, topic_matches
 from edgeagent.bridge.service import BridgeService
+from edgeagent.bridge.status_file import status_path
 from edgeagent.clouds.device import open_device
 from edgeagent.clouds.profile import CloudProfile, RoundTrip
 from edgeagent.clouds.registry import cloud_profile
@@ -232,6 +233,7 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
         signer=signer_spec(config, identity),
         tls_min_version=profile.tls_min_version,
         cert_check=_cert_check(config_dir, config, profile.name),
+        status_path=str(status_path(config.run.path, profile.name)),
     )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from edgeagent.bridge.probe import probe
 from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.device import Device
+from edgeagent.clouds.local_checks import local_checks
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.clouds.round_trip import round_trip
@@ -102,6 +103,7 @@ def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
     yield "cloud host resolves", lambda: _resolves(state)
     yield "TLS handshake and MQTT CONNACK", lambda: _handshake(state)
     assert state.profile is not None
+    yield from local_checks(state.config_dir, state.config, state.profile, skip=NotChecked)
     if state.profile.round_trip is not None:
         yield f"{state.profile.title} answers", lambda: _answers(state)
 
