@@ -61,6 +61,7 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   ├── BrokerRefused            CONNACK with a failure reason
     │   └── CloudDidNotAnswer        the session is up but the cloud did not answer connect's check
     ├── ServiceError                 starting / stopping the bridge process
+    │   └── BridgeAlreadyRunning     a second bridge for a cloud whose bridge runs
     └── FileWriteError               a file we were asked to write (certificate, CSR, public key)
 """
 
@@ -305,6 +306,10 @@ class CloudDidNotAnswer(BrokerError):
 
 class ServiceError(AgentError):
     """The bridge service could not be started, stopped or queried."""
+
+
+class BridgeAlreadyRunning(ServiceError):
+    """Refused: this cloud's bridge already runs (its pid file is held); one per cloud."""
 
 
 # -- files we write ------------------------------------------------------------------

@@ -1,13 +1,16 @@
 """The bridge's long-running process: open the key, build TLS, run the bridge.
 
-exec_runtime(plan, pid_file)   # replaces this process (same pid)
-run_plan(plan, stop)           # what the new process runs
+exec_runtime(plan, pid_file)          # replaces this process (same pid): one cloud
+exec_host(plan, run_dir, log_dir)     # the same, as (or through) the bridge host
+prepared = prepare(plan)              # in a cloud's thread: the key, TLS, the Bridge
+prepared.run(stop)                    # until ``stop`` is set
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,6 +23,7 @@ from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer_from
+from edgeagent.signing.signer import Signer
 from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors
 
@@ -34,11 +38,40 @@ def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
     exec_lean(RUNTIME_MODULE, plan.to_json(), *args)
 
 
+def exec_host(plan: BridgePlan, run_dir: Path, log_dir: Path) -> NoReturn:
+    """Replace this process by the lean runtime that starts ``plan``'s cloud in the
+    bridge host: it becomes the host when none runs, else hands the plan to it."""
+    exec_lean(RUNTIME_MODULE, plan.to_json(), "--host", str(run_dir), "--log-dir", str(log_dir))
+
+
 def read_plan(fd: int) -> BridgePlan:
     return BridgePlan.from_json(read_payload(fd))
 
 
-def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
+@dataclass
+class PreparedBridge:
+    """A cloud's bridge with its key open, ready to run; ``close`` releases the key."""
+
+    plan: BridgePlan
+    bridge: Bridge
+    signer: Signer
+    cert_check_output: Path | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def run(self, stop: threading.Event) -> None:
+        if self.plan.cert_check is not None:
+            DailyCertCheck(self.plan.cert_check, output=self.cert_check_output).start(stop)
+        self.bridge.run(stop)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.signer.close()
+
+
+def prepare(plan: BridgePlan, cert_check_output: Path | None = None) -> PreparedBridge:
+    """Everything that can fail before the first connect: the certificate, the
+    trust anchors, the rules, the key (a wrong PIN fails here), the TLS context."""
     certificate = read_device_certificate(Path(plan.cert_path), plan.cert_path_key)
     anchors = load_trust_anchors(Path(plan.root_cert_path))
     rules = TopicRules.load(Path(plan.rules_path), device_id=certificate.device_id)
@@ -73,16 +106,24 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
             cloud_retain=plan.forwards_retain,
             cloud_max_payload=plan.max_payload,
         )
-        log.warning(
-            "bridge for %s starting: device %s, key %s, cloud %s:%d",
-            plan.title,
-            certificate.device_id,
-            signer.location,
-            plan.cloud_host,
-            plan.cloud_port,
-        )
-        if plan.cert_check is not None:
-            DailyCertCheck(plan.cert_check).start(stop)
-        bridge.run(stop)
-    finally:
+    except BaseException:
         signer.close()
+        raise
+    log.info(
+        "bridge for %s starting: device %s, key %s, cloud %s:%d",
+        plan.title,
+        certificate.device_id,
+        signer.location,
+        plan.cloud_host,
+        plan.cloud_port,
+    )
+    return PreparedBridge(plan, bridge, signer, cert_check_output)
+
+
+def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
+    """Prepare and run ``plan``'s bridge in this thread until ``stop`` is set."""
+    prepared = prepare(plan)
+    try:
+        prepared.run(stop)
+    finally:
+        prepared.close()

@@ -58,6 +58,7 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.SignerUnreachable, 70),
     (errors.SignerProtocolError, 71),
     (errors.AdminNotAllowed, 72),
+    (errors.BridgeAlreadyRunning, 81),
     (errors.ServiceError, 80),
     (errors.FileWriteError, 90),
     (errors.AgentError, 1),
