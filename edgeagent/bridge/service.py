@@ -30,7 +30,7 @@ from pathlib import Path
 from edgeagent.bridge import control
 from edgeagent.bridge.holder import HOST_PID_FILE, check_bridge_holder, open_pid_file
 from edgeagent.errors import ServiceError
-from edgeagent.safe_files import ensure_private_dir
+from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
 START_TIMEOUT = 30.0
@@ -112,6 +112,8 @@ class BridgeService:
             self.cloud,
             "--host",
         ]
+        # Never a link planted at the log's name (the host opens it the same way).
+        os.close(open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
         self._log_start[:] = [_size(self.log_file)]
         child = subprocess.Popen(
             command,
