@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeagent.bridge import control
-from edgeagent.bridge.holder import HOST_PID_FILE, check_bridge_holder, open_pid_file
+from edgeagent.bridge.holder import (
+    HOST_PID_FILE,
+    check_bridge_holder,
+    how_it_runs,
+    open_pid_file,
+)
 from edgeagent.errors import ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
@@ -80,6 +85,16 @@ class BridgeService:
     def host_pid(self) -> int | None:
         """The pid of the live bridge host (every connected cloud's process), or None."""
         return _locked_pid(self.run_dir / HOST_PID_FILE)
+
+    def describe_running(self) -> str:
+        """Which process runs this cloud's bridge and how, e.g. "pid 42, in the bridge
+        host that `agent connect` started"; "" when none does."""
+        if self.manager == "systemd" and self.is_running():
+            return f"systemd unit {self.unit}"
+        pid = self.running_pid()
+        if pid is None:
+            return ""
+        return f"pid {pid}, {how_it_runs(pid, self.run_dir)}" if pid > 0 else str(self.pid_file)
 
     def is_running(self) -> bool:
         if self.manager == "systemd":

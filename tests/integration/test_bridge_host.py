@@ -110,7 +110,10 @@ def test_connect_while_a_foreground_bridge_runs_is_refused(
         assert gw.bridge_pid("c8y") == foreground.pid
         done = gw.agent("connect", "c8y")
         assert done.returncode != 0
-        assert "already connected" in done.stdout + done.stderr
+        assert (
+            f"already connected to Cumulocity: the bridge is running (pid {foreground.pid}, "
+            "a foreground `agent bridge run`)" in done.stdout + done.stderr
+        )
         # A second foreground one is refused too, naming the first and how it runs.
         second = gw.agent("bridge", "run", "c8y", timeout=60)
         assert second.returncode == exit_code(errors.BridgeAlreadyRunning)
