@@ -18,8 +18,10 @@ in edgeagent.errors>", "message": ..., "fix": ..., "exit_code": N}``.
 
 The socket is ``run.path/bridge.sock``, mode 0600 in the private run
 directory; the host also checks every peer with SO_PEERCRED (its own uid or
-root), and the client checks the host the same way, because a start request
-carries the plan and the plan holds the PIN when the configuration has it.
+root), and the client checks the host the same way (its own uid, root, or
+the run directory's owner: systemd's ``agent`` user), because a start
+request carries the plan and the plan holds the PIN when the configuration
+has it.
 """
 
 from __future__ import annotations
@@ -81,10 +83,11 @@ def request(run_dir: Path, body: dict[str, Any], timeout: float) -> dict[str, An
                 f"no bridge host answers on {path}: {error.strerror}"
             ) from None
         pid, uid = peer_credentials(sock)
-        if not trusted_uid(uid):
+        # Under systemd the host is the unit's user, who owns the run directory.
+        if not trusted_uid(uid) and uid != run_dir.stat().st_uid:
             raise ServiceError(
-                f"{path} is served by pid {pid} of uid {uid}, not by our user or root; "
-                "nothing was sent to it",
+                f"{path} is served by pid {pid} of uid {uid}, not by our user, root "
+                "or the owner of the run directory; nothing was sent to it",
                 f"check who can write {run_dir} (run.path)",
             )
         stream = FrameStream(sock, idle_timeout=timeout, frame_timeout=REQUEST_TIMEOUT)

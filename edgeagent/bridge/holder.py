@@ -32,17 +32,17 @@ def cloud_of_pid_file(path: Path) -> str | None:
 def how_it_runs(pid: int, run_dir: Path) -> str:
     """How the bridge process ``pid`` was started, in the user's words."""
     try:
-        if (run_dir / HOST_PID_FILE).read_text().strip() == str(pid):
-            return "in the bridge host that `agent connect` started"
-    except OSError:
-        pass
-    try:
         cgroup = Path(f"/proc/{pid}/cgroup").read_text()
     except OSError:
         cgroup = ""
     for unit in cgroup.replace("\n", "/").split("/"):
         if unit.startswith("agent-bridge") and unit.endswith(".service"):
             return f"systemd unit {unit}"
+    try:
+        if (run_dir / HOST_PID_FILE).read_text().strip() == str(pid):
+            return "in the bridge host"
+    except OSError:
+        pass
     return "a foreground `agent bridge run`"
 
 

@@ -4,6 +4,10 @@
     # becomes the host (and returns when its last cloud stops), or hands the
     # plan to the host that runs already and returns its answer's exit code
 
+    code = serve_in_foreground(plans, run_dir, stop, exit_code_for)
+    # `agent bridge host` (systemd's agent-bridge.service, containers): the
+    # host with the connected clouds, in this process until the last one stops
+
     error = run_foreground(plan, pid_file, stop)    # `agent bridge run c8y`: one cloud
 
 Three bridge processes cost 80 MB of proportional memory together (one
@@ -34,7 +38,7 @@ from typing import Any
 
 from edgeagent.bridge import control
 from edgeagent.bridge.holder import HOST_PID_FILE
-from edgeagent.bridge.logs import thread_name
+from edgeagent.bridge.logs import log_to_files, thread_name
 from edgeagent.bridge.pidfile import hold_pid_file
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.runtime import prepare
@@ -158,7 +162,7 @@ class BridgeHost:
             return self._error(
                 BridgeAlreadyRunning(
                     f"the {plan.cloud} bridge is already running (pid {os.getpid()}, "
-                    "in the bridge host that `agent connect` started); one bridge per cloud",
+                    "in the bridge host); one bridge per cloud",
                     f"leave it running, or stop it first: agent disconnect {plan.cloud}",
                 )
             )
@@ -294,38 +298,44 @@ def start_in_host(
     stop: threading.Event,
     exit_code_for: ExitCodeFor,
     report: Report,
+    *,
+    may_host: bool = True,
 ) -> int:
-    """Start ``plan``'s cloud in the bridge host: become it, or ask the running one.
+    """Start ``plan``'s cloud in the bridge host: ask the running one, or become it.
 
     ``report`` gets the start's reply (ok, or this start's error) as soon as
     it is known; the return value is the exit code: the host's when this
     process became the host and its last cloud stopped, else the reply's.
+    ``may_host`` False (under systemd, where the unit is the host): only ask.
+    Once this process is the host it logs to ``log_dir`` (None: stderr).
     """
     deadline = time.monotonic() + JOIN_TIMEOUT
     while True:
-        with ExitStack() as held:
-            try:
-                held.enter_context(hold_pid_file(run_dir / HOST_PID_FILE))
-            except BridgeAlreadyRunning:
-                pass
-            else:
-                return _be_host(plan, run_dir, log_dir, stop, exit_code_for, report)
         try:
             reply = control.request(
                 run_dir, {"op": "start", "plan": json.loads(plan.to_json())}, START_TIMEOUT + 5
             )
         except control.ControlUnavailable:
-            # The host is binding its socket, or exiting: try again, as host or client.
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"a bridge host holds {run_dir / HOST_PID_FILE} but does not answer "
-                    f"on {control.socket_path(run_dir)}",
-                    "see logs.path/bridge-host.log",
-                ) from None
-            time.sleep(0.05)
-            continue
-        report(reply)
-        return 0 if reply["ok"] else int(reply.get("exit_code", 80))
+            pass
+        else:
+            report(reply)
+            return 0 if reply["ok"] else int(reply.get("exit_code", 80))
+        if may_host:
+            with ExitStack() as held:
+                try:
+                    held.enter_context(hold_pid_file(run_dir / HOST_PID_FILE))
+                except BridgeAlreadyRunning:
+                    pass  # a host is binding its socket, or exiting: ask again
+                else:
+                    if log_dir is not None:
+                        log_to_files(log_dir)
+                    return _be_host(plan, run_dir, log_dir, stop, exit_code_for, report)
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"no bridge host answers on {control.socket_path(run_dir)}",
+                "see the bridge host's log (logs.path/bridge-host.log, or the journal)",
+            )
+        time.sleep(0.05)
 
 
 def _be_host(
@@ -346,3 +356,35 @@ def _be_host(
         host.serve(listener, stop)
     log.info("bridge host stopped: no cloud left to serve")
     return 0
+
+
+def serve_in_foreground(
+    plans: list[BridgePlan], run_dir: Path, stop: threading.Event, exit_code_for: ExitCodeFor
+) -> int:
+    """The host with ``plans``' clouds, until ``stop`` or its last cloud stops.
+
+    A cloud that fails to start is logged and left stopped (a wrong PIN is
+    never retried) while the others run; when none starts, the exit code is
+    the first failure's, so systemd's RestartPreventExitStatus= applies.
+    """
+    with hold_pid_file(run_dir / HOST_PID_FILE), control_socket(run_dir) as listener:
+        host = BridgeHost(run_dir, None, exit_code_for)
+        log.info("bridge host started (pid %d) for %s", os.getpid(), _names(plans))
+        failures: list[dict[str, Any]] = []
+        for plan in plans:
+            reply = host.start(plan)
+            if not reply["ok"]:
+                failures.append(reply)
+                log.error(
+                    "%s not started: %s (fix: %s)", plan.cloud, reply["message"], reply["fix"]
+                )
+        if not host.running:
+            log.info("bridge host stopped: no cloud running")
+            return int(failures[0]["exit_code"]) if failures else 0
+        host.serve(listener, stop)
+    log.info("bridge host stopped")
+    return 0
+
+
+def _names(plans: list[BridgePlan]) -> str:
+    return ", ".join(plan.cloud for plan in plans) or "no cloud"

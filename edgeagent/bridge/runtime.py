@@ -8,6 +8,7 @@ prepared.run(stop)                    # until ``stop`` is set
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -38,14 +39,26 @@ def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
     exec_lean(RUNTIME_MODULE, plan.to_json(), *args)
 
 
-def exec_host(plan: BridgePlan, run_dir: Path, log_dir: Path) -> NoReturn:
+def exec_host(plan: BridgePlan, run_dir: Path, log_dir: Path, *, join: bool = False) -> NoReturn:
     """Replace this process by the lean runtime that starts ``plan``'s cloud in the
-    bridge host: it becomes the host when none runs, else hands the plan to it."""
-    exec_lean(RUNTIME_MODULE, plan.to_json(), "--host", str(run_dir), "--log-dir", str(log_dir))
+    bridge host: it hands the plan to the running host, else becomes the host
+    (``join``: never; under systemd the unit is the host)."""
+    args = ["--host", str(run_dir), "--log-dir", str(log_dir)]
+    exec_lean(RUNTIME_MODULE, plan.to_json(), *args, *(["--join"] if join else []))
+
+
+def exec_host_foreground(plans: list[BridgePlan], run_dir: Path) -> NoReturn:
+    """Replace this process by the lean runtime serving ``plans`` as the bridge host."""
+    payload = b"[" + b",".join(plan.to_json() for plan in plans) + b"]"
+    exec_lean(RUNTIME_MODULE, payload, "--serve", str(run_dir))
 
 
 def read_plan(fd: int) -> BridgePlan:
     return BridgePlan.from_json(read_payload(fd))
+
+
+def read_plans(fd: int) -> list[BridgePlan]:
+    return [BridgePlan.from_json(json.dumps(raw).encode()) for raw in json.loads(read_payload(fd))]
 
 
 @dataclass

@@ -1,14 +1,16 @@
 """Run, find and stop the bridge for one cloud.
 
-Where systemd manages the machine, the bridge is the unit
-``agent-bridge@<cloud>.service`` (shipped in ``packaging/``). Elsewhere
-(containers, CI) every connected cloud runs in one detached process, the
-bridge host (edgeagent/bridge/host.py): ``start`` runs
-``agent bridge run <cloud> --host``, which becomes the host or hands the
-cloud's plan to the running one over its control socket, and reports this
-start's outcome (or error) on its stdout. Whatever runs a cloud holds an
-exclusive ``flock`` on ``run.path/bridge-<cloud>.pid`` while it runs, so a
-pid file whose lock is free is stale and is never mistaken for a live bridge.
+Every connected cloud runs in one process, the bridge host
+(edgeagent/bridge/host.py), as a thread of its own. Where systemd manages
+the machine the host is the unit ``agent-bridge.service`` (``agent bridge
+host``, shipped in ``packaging/``), which brings up the connected clouds
+(edgeagent/bridge/connected.py) at boot. Elsewhere (containers, CI) ``start``
+runs ``agent bridge run <cloud> --host``, which becomes the host, detached,
+or hands the cloud's plan to the running one over its control socket, and
+reports this start's outcome (or error) on its stdout. Whatever runs a cloud
+holds an exclusive ``flock`` on ``run.path/bridge-<cloud>.pid`` while it
+runs, so a pid file whose lock is free is stale and is never mistaken for a
+live bridge: the pid files, not the unit's state, say which clouds run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import fcntl
 import functools
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -27,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeagent.bridge import control
+from edgeagent.bridge import connected, control
 from edgeagent.bridge.holder import (
     HOST_PID_FILE,
     check_bridge_holder,
@@ -40,6 +43,10 @@ from edgeagent.safe_files import ensure_private_dir, open_no_follow
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+UNIT = "agent-bridge.service"
+"""The bridge host under systemd (packaging/agent-bridge.service)."""
+
+log = logging.getLogger("edgeagent.bridge")
 
 
 def systemd_is_running() -> bool:
@@ -58,7 +65,7 @@ class BridgeService:
 
     @property
     def unit(self) -> str:
-        return f"agent-bridge@{self.cloud}.service"
+        return UNIT
 
     @property
     def pid_file(self) -> Path:
@@ -89,17 +96,12 @@ class BridgeService:
     def describe_running(self) -> str:
         """Which process runs this cloud's bridge and how, e.g. "pid 42, in the bridge
         host that `agent connect` started"; "" when none does."""
-        if self.manager == "systemd" and self.is_running():
-            return f"systemd unit {self.unit}"
         pid = self.running_pid()
         if pid is None:
             return ""
         return f"pid {pid}, {how_it_runs(pid, self.run_dir)}" if pid > 0 else str(self.pid_file)
 
     def is_running(self) -> bool:
-        if self.manager == "systemd":
-            state = subprocess.run(["systemctl", "is-active", "--quiet", self.unit], check=False)
-            return state.returncode == 0
         return self.running_pid() is not None
 
     # -- start / stop --------------------------------------------------------------
@@ -112,10 +114,66 @@ class BridgeService:
         command printed; never the tail of a log that holds earlier runs.
         """
         if self.manager == "systemd":
-            _systemctl("enable", "--now", self.unit)
-            return f"systemd unit {self.unit}"
-        ensure_private_dir(self.run_dir, "run.path")
-        ensure_private_dir(self.log_dir, "logs.path")
+            # The unit's host reads the connected clouds when it starts.
+            self._remember(fatal=True)
+            if self.host_pid() is None:
+                try:
+                    return self._start_unit()
+                except BaseException:
+                    connected.remove(self.config_dir, self.cloud)
+                    raise
+        how = self._start_in_host()
+        self._remember(fatal=False)
+        return how
+
+    def _remember(self, *, fatal: bool) -> None:
+        """Add the cloud to the connected ones (`agent bridge host` starts them)."""
+        try:
+            connected.add(self.config_dir, self.cloud)
+        except OSError as error:
+            problem = f"cannot record {self.cloud} in {connected.path(self.config_dir)}: {error}"
+            if fatal:
+                raise ServiceError(
+                    problem, "run agent connect as the user that owns the configuration (root)"
+                ) from error
+            log.warning("%s; `agent bridge host` will not start it", problem)
+
+    def _start_unit(self) -> str:
+        """``systemctl enable --now``, then wait for the cloud's pid file (or its error)."""
+        _systemctl("enable", "--now", self.unit)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            pid = self.running_pid()
+            if pid is not None:
+                return f"systemd unit {self.unit}, pid {pid}"
+            if self.host_pid() is not None:
+                listing = control.request(self.run_dir, {"op": "list"}, STOP_TIMEOUT)
+                state = listing.get("clouds", {}).get(self.cloud, {})
+                if state.get("error"):
+                    raise control.error_of(state)
+            else:
+                active = subprocess.run(
+                    ["systemctl", "is-active", "--quiet", self.unit], check=False
+                )
+                if active.returncode != 0 and time.monotonic() > deadline - START_TIMEOUT + 2:
+                    raise ServiceError(
+                        f"{self.unit} stopped without starting {self.cloud}",
+                        f"see journalctl -u {self.unit}",
+                    )
+            time.sleep(0.1)
+        raise ServiceError(
+            f"{self.unit} did not start {self.cloud} within {START_TIMEOUT:.0f} s",
+            f"see journalctl -u {self.unit}",
+        )
+
+    def _start_in_host(self) -> str:
+        """``agent bridge run <cloud> --host``: this start's reply, or its error."""
+        if self.manager != "systemd":  # else the unit's user owns them (and the journal logs)
+            ensure_private_dir(self.run_dir, "run.path")
+            ensure_private_dir(self.log_dir, "logs.path")
+            # Never a link planted at the log's name (the host opens it the same way).
+            os.close(open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+            self._log_start[:] = [_size(self.log_file)]
         command = [
             sys.executable,
             "-m",
@@ -127,9 +185,6 @@ class BridgeService:
             self.cloud,
             "--host",
         ]
-        # Never a link planted at the log's name (the host opens it the same way).
-        os.close(open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
-        self._log_start[:] = [_size(self.log_file)]
         child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -161,10 +216,11 @@ class BridgeService:
 
     def stop(self) -> bool:
         """Stop the bridge; False when it was not running."""
-        if self.manager == "systemd":
-            was_active = self.is_running()
-            _systemctl("disable", "--now", self.unit)
-            return was_active
+        with contextlib.suppress(OSError):  # a cloud we could never record
+            connected.remove(self.config_dir, self.cloud)
+        if self.manager == "systemd" and not connected.names(self.config_dir):
+            # The host exits with its last cloud; at boot there is nothing to start.
+            _systemctl("disable", self.unit)
         pid = self.running_pid()
         if pid is None:
             return False
@@ -301,5 +357,5 @@ def _systemctl(*args: str) -> None:
     if done.returncode != 0:
         raise ServiceError(
             f"systemctl {' '.join(args)} failed: {done.stderr.strip()}",
-            "see journalctl -u agent-bridge@<cloud>",
+            f"see journalctl -u {UNIT}",
         )

@@ -1,4 +1,8 @@
-"""`agent bridge run <cloud>`: the bridge in the foreground (systemd, containers).
+"""`agent bridge run <cloud>` and `agent bridge host`: bridges in the foreground.
+
+``bridge run c8y`` runs one cloud's bridge in this process (containers);
+``bridge host`` runs the bridge host with every connected cloud (systemd's
+agent-bridge.service, containers), which `agent connect` then talks to.
 
 The bridge and cloud layers are imported inside ``_run``: building the parser stays light.
 """
@@ -33,8 +37,31 @@ def _run(args: argparse.Namespace) -> int:
     # Validated with the full schema here; the lean runtime (same pid) runs
     # all day without the configuration layer loaded.
     if args.host:
-        exec_host(plan, config.run.path, config.logs.path)
+        exec_host(plan, config.run.path, config.logs.path, join=service.manager == "systemd")
     exec_runtime(plan, pid_file)
+
+
+def _host(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgeagent.bridge import connected
+    from edgeagent.bridge.runtime import exec_host_foreground
+    from edgeagent.clouds.connect import bridge_plan
+    from edgeagent.config import load_config
+    from edgeagent.errors import AgentError
+    from edgeagent.lean_exec import keep_secrets_out_of_dumps
+
+    keep_secrets_out_of_dumps()  # the configuration we read next holds the PIN
+    config_dir = config_dir_from(args)
+    config = load_config(config_dir)
+    plans = []
+    for cloud in connected.names(config_dir):
+        # One cloud's broken configuration never keeps the others offline.
+        try:
+            plans.append(bridge_plan(config_dir, cloud))
+        except AgentError as error:
+            print(f"error: {cloud} not started: {error}", file=sys.stderr)
+    exec_host_foreground(plans, config.run.path)
 
 
 def register(sub: Subparsers) -> None:
@@ -61,3 +88,15 @@ def register(sub: Subparsers) -> None:
     # the bridge host, which serves every connected cloud from one process.
     run.add_argument("--host", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(run=_run)
+    host = add_command(
+        actions,
+        "host",
+        "run the bridge host with every connected cloud in the foreground until SIGTERM",
+        example="agent bridge host",
+        description="Run the bridge host in the foreground: one process with a bridge for "
+        "each connected cloud (<config dir>/connected-clouds), which `agent connect` and "
+        "`agent disconnect` start and stop over run.path/bridge.sock. For systemd's "
+        "agent-bridge.service and containers' entry point; it exits when its last cloud "
+        "is disconnected.",
+    )
+    host.set_defaults(run=_host)

@@ -6,9 +6,13 @@ configuration layer nor paho.
 
 - ``--pid-file FILE``: one cloud in the foreground (`agent bridge run c8y`:
   systemd's ExecStart, containers), logging to stderr.
-- ``--host RUN_DIR --log-dir DIR``: start the cloud in the bridge host
-  (`agent connect`): become the host when none runs, else hand the plan to
-  it over its control socket. The start's reply is one JSON line on stdout;
+- ``--serve RUN_DIR``: the bridge host in the foreground with the plans of
+  the connected clouds (`agent bridge host`: systemd, containers), logging to
+  stderr (the journal).
+- ``--host RUN_DIR --log-dir DIR [--join]``: start the cloud in the bridge
+  host (`agent connect`): hand the plan to the running host over its control
+  socket, or become the host when none runs (never with ``--join``: under
+  systemd the unit is the host). The start's reply is one JSON line on stdout;
   then stdout and stderr are let go (the caller waits for their end), and
   the host logs to one file per cloud (edgeagent/bridge/logs.py).
 """
@@ -31,15 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid-file", type=Path)
     parser.add_argument("--host", type=Path, metavar="RUN_DIR")
     parser.add_argument("--log-dir", type=Path)
+    parser.add_argument("--serve", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--join", action="store_true")
     args = parser.parse_args(argv)
-    from edgeagent.bridge.logs import log_to_files, log_to_stream, under_systemd
-    from edgeagent.bridge.runtime import read_plan
+    from edgeagent.bridge.logs import log_to_stream, under_systemd
+    from edgeagent.bridge.runtime import read_plan, read_plans
     from edgeagent.cli.exit_codes import exit_code_for
     from edgeagent.lean_exec import keep_secrets_out_of_dumps, stop_on_signals
 
     keep_secrets_out_of_dumps()  # before the payload, which holds the PIN
     stop = stop_on_signals()
     try:
+        if args.serve is not None:
+            from edgeagent.bridge.host import serve_in_foreground
+
+            log_to_stream(sys.stderr)
+            return serve_in_foreground(read_plans(args.payload_fd), args.serve, stop, exit_code_for)
         plan = read_plan(args.payload_fd)
         if args.host is None:
             from edgeagent.bridge.host import run_foreground
@@ -53,13 +64,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from edgeagent.bridge.host import start_in_host
 
+        # Logs go to stderr (the caller) until this process is the host.
+        log_to_stream(sys.stderr)
         log_dir = None if under_systemd() or args.log_dir is None else args.log_dir
-        if log_dir is None:
-            log_to_stream(sys.stderr)
-        else:
-            log_to_files(log_dir)
         return start_in_host(
-            plan, args.host, log_dir, stop, exit_code_for, lambda r: _report(r, log_dir)
+            plan,
+            args.host,
+            log_dir,
+            stop,
+            exit_code_for,
+            lambda r: _report(r, log_dir),
+            may_host=not args.join,
         )
     except AgentError as error:
         print(f"error: {error}", file=sys.stderr)

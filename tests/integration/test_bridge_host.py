@@ -60,6 +60,13 @@ def _request(gw: Gateway, raw: bytes) -> bytes:
     return data
 
 
+def _names_pid(gw: Gateway, cloud: str, pid: int) -> bool:
+    try:
+        return gw.bridge_pid(cloud) == pid
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 def _frame(body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + body
 
@@ -303,3 +310,65 @@ def test_every_log_line_has_a_time_a_level_and_the_cloud(connected: Gateway) -> 
     starting = [line for line in lines if "bridge for Cumulocity starting" in line]
     assert len(starting) == 1 and " INFO c8y: " in starting[0]
     assert not [line for line in lines if " WARNING " in line], text  # a normal start
+
+
+# -- `agent bridge host`: what agent-bridge.service runs -------------------------------------
+
+
+def test_bridge_host_in_the_foreground_brings_up_the_connected_clouds(
+    gateway: Gateway, az_hub: AzStandin, softhsm: SoftHsm, softhsm_token: SoftHsmToken
+) -> None:
+    gw = gateway
+    other = softhsm.create_token()
+    key = other.generate_key("ec-p256", label="aws-key")
+    gw.new_device_key(softhsm_token)
+    az_hub.attach(gw)
+    for cloud in ("c8y", "az"):
+        done = gw.agent("connect", cloud)
+        assert done.returncode == 0, done.stdout + done.stderr
+    connected = gw.config_dir / "connected-clouds"
+    assert connected.read_text() == "az\nc8y\n"
+    # aws was connected once, and its PIN has changed since: it must not stop the others.
+    gw.set("aws.url", "localhost:1")
+    gw.set("aws.root_cert_path", str(gw.pki.ca.cert_path))
+    gw.set("aws.device.key_uri", key.uri)
+    gw.set("aws.device.cert_path", str(issue_device_cert(gw, key)))
+    gw.set("aws.device.key_pin", "999999")
+    connected.write_text("aws\naz\nc8y\n")
+    # A reboot: the detached host is gone, the run directory's files are stale.
+    detached = _host_pid(gw)
+    os.kill(detached, signal.SIGKILL)
+    while process_alive(detached):
+        time.sleep(0.05)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+    env["AGENT_CONFIG_DIR"] = str(gw.config_dir)
+    journal = gw.root / "journal.txt"
+    with journal.open("wb") as out:
+        command = [str(AGENT), "bridge", "host"]
+        host = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(_names_pid(gw, c, host.pid) for c in ("c8y", "az")):
+            assert host.poll() is None, journal.read_text()
+            assert time.monotonic() < deadline, journal.read_text()
+            time.sleep(0.05)
+        assert gw.bridge_pid("c8y") == gw.bridge_pid("az") == host.pid == _host_pid(gw)
+        up, down = gw.exchange(b"200,after-reboot", b"510,after-reboot")
+        assert (up.payload, down.payload) == (b"200,after-reboot", b"510,after-reboot")
+        assert not (gw.run_dir / "bridge-aws.pid").exists()
+        text = journal.read_text()
+        assert re.search(r"ERROR aws: the aws bridge stopped: .*PIN", text), text
+        # One host: a second one is refused, naming the first.
+        second = gw.agent("bridge", "host", timeout=60)
+        assert second.returncode == exit_code(errors.BridgeAlreadyRunning), second.stderr
+        assert f"the bridge host is already running (pid {host.pid}" in second.stderr
+        # disconnect stops one cloud in it; the last one ends the host, exit 0.
+        assert gw.agent("disconnect", "az").returncode == 0
+        assert host.poll() is None and gw.bridge_pid("c8y") == host.pid
+        assert gw.agent("disconnect", "c8y").returncode == 0
+        assert host.wait(30) == 0, journal.read_text()
+    finally:
+        if host.poll() is None:
+            host.send_signal(signal.SIGTERM)
+            host.wait(30)
+    assert connected.read_text() == "aws\n"
