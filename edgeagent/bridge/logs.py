@@ -10,11 +10,13 @@ starts are named after it (``bridge-c8y:connect-local``,
 ``cert-check-c8y``...), so the cloud of a record is read off its thread name.
 Records of the host itself (its control socket) say ``host``.
 
-Outside systemd the host writes one file per cloud,
-``logs.path/bridge-<cloud>.log`` (and ``bridge-host.log``), each rotated at
-``MAX_BYTES`` with ``BACKUPS`` old files kept: at most 4 MiB per cloud. Under
-systemd (``JOURNAL_STREAM`` set) everything goes to stderr, which is the
-journal; the journal has its own time stamps and rotation, so no file.
+The detached host (`agent connect` outside systemd) writes one file per
+cloud, ``logs.path/bridge-<cloud>.log`` (and ``bridge-host.log``), each
+rotated at ``MAX_BYTES`` with ``BACKUPS`` old files kept: at most 4 MiB per
+cloud. What runs in the foreground (``agent bridge host``, systemd's
+agent-bridge.service, whose stderr is the journal; ``agent bridge run``;
+containers) logs to stderr, no file: the journal and container runtimes
+rotate on their own.
 """
 
 from __future__ import annotations
@@ -81,11 +83,6 @@ class UtcFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{seconds}.{int(record.msecs):03d}Z"
-
-
-def under_systemd() -> bool:
-    """stderr is the journal (systemd sets JOURNAL_STREAM for a unit's stdio)."""
-    return bool(os.environ.get("JOURNAL_STREAM"))
 
 
 def _reset(level: int) -> logging.Logger:

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", type=Path, metavar="RUN_DIR")
     parser.add_argument("--join", action="store_true")
     args = parser.parse_args(argv)
-    from edgeagent.bridge.logs import log_to_stream, under_systemd
+    from edgeagent.bridge.logs import log_to_stream
     from edgeagent.bridge.runtime import read_plan, read_plans
     from edgeagent.cli.exit_codes import exit_code_for
     from edgeagent.lean_exec import keep_secrets_out_of_dumps, stop_on_signals
@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from edgeagent.bridge.host import start_in_host
 
-        # Logs go to stderr (the caller) until this process is the host.
+        # Logs go to stderr (the caller) until this process is the host; the
+        # detached host's stdio is a pipe to `agent connect`, never the journal.
         log_to_stream(sys.stderr)
-        log_dir = None if under_systemd() or args.log_dir is None else args.log_dir
+        log_dir = args.log_dir
         return start_in_host(
             plan,
             args.host,
