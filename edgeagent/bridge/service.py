@@ -75,6 +75,13 @@ class BridgeService:
     def log_file(self) -> Path:
         return self.log_dir / f"bridge-{self.cloud}.log"
 
+    @property
+    def log_hint(self) -> str:
+        """Where this cloud's bridge logs: its file, or the unit's journal."""
+        if self.manager == "systemd":
+            return f"journalctl -u {self.unit}"
+        return str(self.log_file)
+
     @functools.cached_property
     def manager(self) -> str:
         """ "systemd" when the unit can serve this config dir, else "none"."""
@@ -95,7 +102,7 @@ class BridgeService:
 
     def describe_running(self) -> str:
         """Which process runs this cloud's bridge and how, e.g. "pid 42, in the bridge
-        host that `agent connect` started"; "" when none does."""
+        host" or "pid 42, systemd unit agent-bridge.service"; "" when none does."""
         pid = self.running_pid()
         if pid is None:
             return ""
@@ -116,12 +123,12 @@ class BridgeService:
         if self.manager == "systemd":
             # The unit's host reads the connected clouds when it starts.
             self._remember(fatal=True)
-            if self.host_pid() is None:
-                try:
-                    return self._start_unit()
-                except BaseException:
+            try:
+                return self._start_unit() if self.host_pid() is None else self._start_in_host()
+            except BaseException:
+                with contextlib.suppress(OSError):
                     connected.remove(self.config_dir, self.cloud)
-                    raise
+                raise
         how = self._start_in_host()
         self._remember(fatal=False)
         return how
@@ -141,8 +148,8 @@ class BridgeService:
     def _start_unit(self) -> str:
         """``systemctl enable --now``, then wait for the cloud's pid file (or its error)."""
         _systemctl("enable", "--now", self.unit)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() - started < START_TIMEOUT:
             pid = self.running_pid()
             if pid is not None:
                 return f"systemd unit {self.unit}, pid {pid}"
@@ -155,7 +162,7 @@ class BridgeService:
                 active = subprocess.run(
                     ["systemctl", "is-active", "--quiet", self.unit], check=False
                 )
-                if active.returncode != 0 and time.monotonic() > deadline - START_TIMEOUT + 2:
+                if active.returncode != 0 and time.monotonic() - started > 2:
                     raise ServiceError(
                         f"{self.unit} stopped without starting {self.cloud}",
                         f"see journalctl -u {self.unit}",
@@ -198,19 +205,22 @@ class BridgeService:
         out, err = _read_until_closed(child, START_TIMEOUT)
         if out is None:
             raise ServiceError(
-                f"the bridge did not start within {START_TIMEOUT:.0f} s", f"see {self.log_file}"
+                f"the bridge did not start within {START_TIMEOUT:.0f} s", f"see {self.log_hint}"
             )
         reply = _last_json_line(out)
         if reply is None:
-            text = err.decode(errors="replace").strip() or f"exit code {child.poll()}"
-            raise ServiceError(f"the bridge could not start: {text}", f"see {self.log_file}")
+            text = err.decode(errors="replace").strip().removeprefix("error: ")
+            raise ServiceError(
+                f"the bridge could not start: {text or f'exit code {child.poll()}'}",
+                f"see {self.log_hint}",
+            )
         control.raise_for(reply)
         pid = int(str(reply["pid"]))
         if self.running_pid() != pid:
             raise ServiceError(
                 f"the bridge host (pid {pid}) said {self.cloud} started, "
                 f"but {self.pid_file} does not name it",
-                f"see {self.log_file}",
+                f"see {self.log_hint}",
             )
         return f"pid {pid}, log {self.log_file}"
 
