@@ -372,3 +372,22 @@ def test_bridge_host_in_the_foreground_brings_up_the_connected_clouds(
             host.send_signal(signal.SIGTERM)
             host.wait(30)
     assert connected.read_text() == "aws\n"
+
+
+def test_a_start_that_fails_before_the_host_says_this_start_s_error(gateway: Gateway) -> None:
+    gw = gateway
+    log = gw.root / "log" / "bridge-c8y.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text("2026-01-01T00:00:00.000Z ERROR c8y: an error of an earlier run\n")
+    gw.set("device.cryptoki.mode", "off")
+    gw.set("device.key_path", str(gw.root / "missing.key"))
+    gw.set("device.cert_path", str(gw.root / "missing.pem"))
+    service = BridgeService("c8y", gw.config_dir, gw.run_dir, gw.root / "log")
+    with pytest.raises(errors.ServiceError) as caught:
+        service.start()
+    message = str(caught.value)
+    assert "the bridge could not start: " in message and "missing.pem" in message, message
+    assert "earlier run" not in message
+    assert not message.startswith("the bridge could not start: error:")
+    assert "an error of an earlier run" not in service.log_tail()
+    assert not (gw.run_dir / "bridge-c8y.pid").exists()
