@@ -63,7 +63,8 @@ TLS, 60-69 brokers, 70-79 signing service, 80-89 bridge service, 90-99 files.
     │   └── CloudDidNotAnswer        the session is up but the cloud did not answer connect's check
     ├── ServiceError                 starting / stopping the bridge process
     │   ├── BridgeNotRunning         status, doctor: a configured cloud's bridge does not run
-    │   └── BridgeLinkDown           `agent status`: the bridge runs, a link of it is down
+    │   ├── BridgeLinkDown           `agent status`: the bridge runs, a link of it is down
+    │   └── BridgeAlreadyRunning     a second bridge for a cloud whose bridge runs
     └── FileWriteError               a file we were asked to write (certificate, CSR, public key)
 """
 
@@ -320,6 +321,10 @@ class BridgeNotRunning(ServiceError):
 
 class BridgeLinkDown(ServiceError):
     """The bridge runs, but its cloud or local link is down (`agent status`)."""
+
+
+class BridgeAlreadyRunning(ServiceError):
+    """Refused: this cloud's bridge already runs (its pid file is held); one per cloud."""
 
 
 # -- files we write ------------------------------------------------------------------

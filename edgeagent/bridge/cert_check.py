@@ -36,6 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeagent.errors import ServiceError
+from edgeagent.safe_files import open_no_follow
+
 log = logging.getLogger("edgeagent.bridge")
 
 FIRST_DELAY = 300.0
@@ -111,9 +114,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 class DailyCertCheck:
-    def __init__(self, check: CertCheck, timing: Timing | None = None) -> None:
+    def __init__(
+        self, check: CertCheck, timing: Timing | None = None, *, output: Path | None = None
+    ) -> None:
         self.check = check
         self.timing = timing or Timing.from_environment()
+        self.output = output
+        """The command's stdout and stderr (the cloud's log file); None: ours."""
         self._rng = random.Random()  # noqa: S311 (jitter, not a secret)
         self._running: subprocess.Popen[bytes] | None = None
 
@@ -144,17 +151,25 @@ class DailyCertCheck:
             return None
         self._stamp()
         command = self.check.command()
+        output: int | None = None
         try:
+            if self.output is not None:
+                output = open_no_follow(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             child = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
                 start_new_session=True,  # survives the bridge restart it causes
                 close_fds=True,  # never the pid file's lock nor a socket
             )
-        except OSError as error:
+        except (OSError, ServiceError) as error:
             log.error("certificate check for %s: cannot start it: %s", self.check.cloud, error)
             return None
-        log.warning(
+        finally:
+            if output is not None:
+                os.close(output)
+        log.info(
             "certificate check for %s: running `agent cert renew %s --if-expiring-within %s`"
             " (pid %d)",
             self.check.cloud,
@@ -163,7 +178,12 @@ class DailyCertCheck:
             child.pid,
         )
         self._running = child
-        threading.Thread(target=self._reap, args=(child,), daemon=True).start()
+        threading.Thread(
+            target=self._reap,
+            args=(child,),
+            name=f"cert-check-{self.check.cloud}:reap",
+            daemon=True,
+        ).start()
         return child
 
     def _reap(self, child: subprocess.Popen[bytes]) -> None:

@@ -45,7 +45,10 @@ class BackgroundConnect(Generic[TokenT]):
         self._done = threading.Event()
         self.outcome: Opened | Exception | None = None
         self._thread = threading.Thread(
-            target=self._run, name=f"connect-{session.endpoint.name}", daemon=True
+            target=self._run,
+            # After the bridge's own thread: its log lines go to the same cloud (logs.py).
+            name=f"{threading.current_thread().name}:connect-{session.endpoint.name}",
+            daemon=True,
         )
         self._thread.start()
 

@@ -15,9 +15,50 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgeagent.errors import ServiceError
+from edgeagent.errors import BridgeAlreadyRunning, ServiceError
 
 RUNTIME_MODULE = "edgeagent.cli.bridge_runtime"
+HOST_PID_FILE = "bridge-host.pid"
+"""In ``run.path``: held by the bridge host (one process serving every connected cloud)."""
+
+
+def cloud_of_pid_file(path: Path) -> str | None:
+    """``c8y`` for ``.../bridge-c8y.pid``; None for the host's own pid file."""
+    if path.name == HOST_PID_FILE:
+        return None
+    return path.name.removeprefix("bridge-").removesuffix(".pid")
+
+
+def how_it_runs(pid: int, run_dir: Path) -> str:
+    """How the bridge process ``pid`` was started, in the user's words."""
+    try:
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        cgroup = ""
+    for unit in cgroup.replace("\n", "/").split("/"):
+        if unit.startswith("agent-bridge") and unit.endswith(".service"):
+            return f"systemd unit {unit}"
+    try:
+        if (run_dir / HOST_PID_FILE).read_text().strip() == str(pid):
+            return "in the bridge host"
+    except OSError:
+        pass
+    return "a foreground `agent bridge run`"
+
+
+def already_running(path: Path, pid: int | None) -> BridgeAlreadyRunning:
+    """The refusal for a second bridge whose pid file ``path`` names ``pid``."""
+    cloud = cloud_of_pid_file(path)
+    how = "" if pid is None else f"pid {pid}, {how_it_runs(pid, path.parent)}"
+    if cloud is None:
+        return BridgeAlreadyRunning(
+            f"the bridge host is already running ({how}; {path})",
+            "it serves every connected cloud: use agent connect <cloud>",
+        )
+    return BridgeAlreadyRunning(
+        f"the {cloud} bridge is already running ({how}); one bridge per cloud",
+        f"leave it running, or stop it first: agent disconnect {cloud}",
+    )
 
 
 def open_pid_file(path: Path) -> int | None:

@@ -1,7 +1,10 @@
-"""The bridge's pid file: claimed with an exclusive flock for the process's life.
+"""The bridge's pid files: claimed with an exclusive flock while the bridge runs.
 
 A pid file whose lock is free is stale; one whose lock is held names a live
-bridge (see ``edgeagent.bridge.service``, which reads it).
+bridge (see ``edgeagent.bridge.service``, which reads it). A flock belongs to
+the open file, so one process (the bridge host) holds one per cloud it runs,
+each for as long as that cloud runs: ``run.path/bridge-<cloud>.pid`` is the
+truth for "is cloud X running, and which pid", whatever process runs it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgeagent.bridge.holder import already_running
 from edgeagent.errors import ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 
 @contextlib.contextmanager
 def hold_pid_file(path: Path) -> Iterator[None]:
-    """Claim ``path`` for this process's life; refuse if a live bridge holds it."""
+    """Claim ``path`` for the block; BridgeAlreadyRunning if a live bridge holds it."""
     # The run directory may be shared with a less trusted user: refuse that,
     # and never follow a link planted at our name (see edgeagent.safe_files).
     ensure_private_dir(path.parent, "run.path")
@@ -30,10 +34,7 @@ def hold_pid_file(path: Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip()
             handle.close()
-            raise ServiceError(
-                f"another bridge (pid {holder}) already holds {path}",
-                "stop it first: agent disconnect <cloud>",
-            ) from None
+            raise already_running(path, int(holder) if holder.isdigit() else None) from None
         # Someone checking for a stale file may have unlinked it between our
         # open and our lock: then we hold a file nobody else can see. Retry.
         try:

@@ -1,13 +1,17 @@
 """The bridge's long-running process: open the key, build TLS, run the bridge.
 
-exec_runtime(plan, pid_file)   # replaces this process (same pid)
-run_plan(plan, stop)           # what the new process runs
+exec_runtime(plan, pid_file)          # replaces this process (same pid): one cloud
+exec_host(plan, run_dir, log_dir)     # the same, as (or through) the bridge host
+prepared = prepare(plan)              # in a cloud's thread: the key, TLS, the Bridge
+prepared.run(stop)                    # until ``stop`` is set
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,6 +25,7 @@ from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.match import check_matches_certificate
 from edgeagent.signing.open import open_signer_from
+from edgeagent.signing.signer import Signer
 from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors
 
@@ -35,13 +40,54 @@ def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
     exec_lean(RUNTIME_MODULE, plan.to_json(), *args)
 
 
+def exec_host(plan: BridgePlan, run_dir: Path, log_dir: Path, *, join: bool = False) -> NoReturn:
+    """Replace this process by the lean runtime that starts ``plan``'s cloud in the
+    bridge host: it hands the plan to the running host, else becomes the host
+    (``join``: never; under systemd the unit is the host)."""
+    args = ["--host", str(run_dir), "--log-dir", str(log_dir)]
+    exec_lean(RUNTIME_MODULE, plan.to_json(), *args, *(["--join"] if join else []))
+
+
+def exec_host_foreground(plans: list[BridgePlan], run_dir: Path) -> NoReturn:
+    """Replace this process by the lean runtime serving ``plans`` as the bridge host."""
+    payload = b"[" + b",".join(plan.to_json() for plan in plans) + b"]"
+    exec_lean(RUNTIME_MODULE, payload, "--serve", str(run_dir))
+
+
 def read_plan(fd: int) -> BridgePlan:
     return BridgePlan.from_json(read_payload(fd))
 
 
-def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
+def read_plans(fd: int) -> list[BridgePlan]:
+    return [BridgePlan.from_json(json.dumps(raw).encode()) for raw in json.loads(read_payload(fd))]
+
+
+@dataclass
+class PreparedBridge:
+    """A cloud's bridge with its key open, ready to run; ``close`` releases the key."""
+
+    plan: BridgePlan
+    bridge: Bridge
+    signer: Signer
+    cert_check_output: Path | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def run(self, stop: threading.Event) -> None:
+        if self.plan.cert_check is not None:
+            DailyCertCheck(self.plan.cert_check, output=self.cert_check_output).start(stop)
+        self.bridge.run(stop)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.signer.close()
+
+
+def prepare(plan: BridgePlan, cert_check_output: Path | None = None) -> PreparedBridge:
+    """Everything that can fail before the first connect: the certificate, the
+    trust anchors, the rules, the key (a wrong PIN fails here), the TLS context."""
     certificate = read_device_certificate(Path(plan.cert_path), plan.cert_path_key)
-    anchors = load_trust_anchors(Path(plan.root_cert_path))
+    anchors = load_trust_anchors(Path(plan.root_cert_path), f"{plan.cloud}.root_cert_path")
     rules = TopicRules.load(Path(plan.rules_path), device_id=certificate.device_id)
     signer = open_signer_from(plan.signer)
     try:
@@ -75,19 +121,27 @@ def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
             cloud_max_payload=plan.max_payload,
             status=_status_file(plan, certificate.device_id, signer.location, tls),
         )
-        log.warning(
-            "bridge for %s starting: device %s, key %s, cloud %s:%d",
-            plan.title,
-            certificate.device_id,
-            signer.location,
-            plan.cloud_host,
-            plan.cloud_port,
-        )
-        if plan.cert_check is not None:
-            DailyCertCheck(plan.cert_check).start(stop)
-        bridge.run(stop)
-    finally:
+    except BaseException:
         signer.close()
+        raise
+    log.info(
+        "bridge for %s starting: device %s, key %s, cloud %s:%d",
+        plan.title,
+        certificate.device_id,
+        signer.location,
+        plan.cloud_host,
+        plan.cloud_port,
+    )
+    return PreparedBridge(plan, bridge, signer, cert_check_output)
+
+
+def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
+    """Prepare and run ``plan``'s bridge in this thread until ``stop`` is set."""
+    prepared = prepare(plan)
+    try:
+        prepared.run(stop)
+    finally:
+        prepared.close()
 
 
 def _status_file(

@@ -1,10 +1,16 @@
-"""Run, find and stop the bridge process for one cloud.
+"""Run, find and stop the bridge for one cloud.
 
-Where systemd manages the machine, the bridge is the unit
-``agent-bridge@<cloud>.service`` (shipped in ``packaging/``). Elsewhere
-(containers, CI) ``agent bridge run <cloud>`` is started detached; it holds an
-exclusive ``flock`` on its pid file for its whole life, so a pid file whose
-lock is free is stale and is never mistaken for a live bridge.
+Every connected cloud runs in one process, the bridge host
+(edgeagent/bridge/host.py), as a thread of its own. Where systemd manages
+the machine the host is the unit ``agent-bridge.service`` (``agent bridge
+host``, shipped in ``packaging/``), which brings up the connected clouds
+(edgeagent/bridge/connected.py) at boot. Elsewhere (containers, CI) ``start``
+runs ``agent bridge run <cloud> --host``, which becomes the host, detached,
+or hands the cloud's plan to the running one over its control socket, and
+reports this start's outcome (or error) on its stdout. Whatever runs a cloud
+holds an exclusive ``flock`` on ``run.path/bridge-<cloud>.pid`` while it
+runs, so a pid file whose lock is free is stale and is never mistaken for a
+live bridge: the pid files, not the unit's state, say which clouds run.
 """
 
 from __future__ import annotations
@@ -12,22 +18,35 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import json
+import logging
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeagent.bridge.holder import check_bridge_holder, open_pid_file
+from edgeagent.bridge import connected, control
+from edgeagent.bridge.holder import (
+    HOST_PID_FILE,
+    check_bridge_holder,
+    how_it_runs,
+    open_pid_file,
+)
 from edgeagent.errors import ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+UNIT = "agent-bridge.service"
+"""The bridge host under systemd (packaging/agent-bridge.service)."""
+
+log = logging.getLogger("edgeagent.bridge")
 
 
 def systemd_is_running() -> bool:
@@ -41,10 +60,12 @@ class BridgeService:
     config_dir: Path
     run_dir: Path
     log_dir: Path
+    _log_start: list[int] = field(default_factory=list, compare=False, repr=False)
+    """Where this start's lines begin in the log file (log_tail shows only those)."""
 
     @property
     def unit(self) -> str:
-        return f"agent-bridge@{self.cloud}.service"
+        return UNIT
 
     @property
     def pid_file(self) -> Path:
@@ -53,6 +74,13 @@ class BridgeService:
     @property
     def log_file(self) -> Path:
         return self.log_dir / f"bridge-{self.cloud}.log"
+
+    @property
+    def log_hint(self) -> str:
+        """Where this cloud's bridge logs: its file, or the unit's journal."""
+        if self.manager == "systemd":
+            return f"journalctl -u {self.unit}"
+        return str(self.log_file)
 
     @functools.cached_property
     def manager(self) -> str:
@@ -65,36 +93,94 @@ class BridgeService:
     # -- queries -----------------------------------------------------------------
 
     def running_pid(self) -> int | None:
-        """The pid of the live detached bridge, or None."""
-        fd = open_pid_file(self.pid_file)
-        if fd is None:
-            return None
-        with os.fdopen(fd, "r") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = handle.read().strip()
-                return int(text) if text.isdigit() else -1
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_file.unlink()  # stale: its owner is gone
-        return None
+        """The pid of the live process running this cloud's bridge, or None."""
+        return _locked_pid(self.pid_file)
+
+    def host_pid(self) -> int | None:
+        """The pid of the live bridge host (every connected cloud's process), or None."""
+        return _locked_pid(self.run_dir / HOST_PID_FILE)
+
+    def describe_running(self) -> str:
+        """Which process runs this cloud's bridge and how, e.g. "pid 42, in the bridge
+        host" or "pid 42, systemd unit agent-bridge.service"; "" when none does."""
+        pid = self.running_pid()
+        if pid is None:
+            return ""
+        return f"pid {pid}, {how_it_runs(pid, self.run_dir)}" if pid > 0 else str(self.pid_file)
 
     def is_running(self) -> bool:
-        if self.manager == "systemd":
-            state = subprocess.run(["systemctl", "is-active", "--quiet", self.unit], check=False)
-            return state.returncode == 0
         return self.running_pid() is not None
 
     # -- start / stop --------------------------------------------------------------
 
     def start(self) -> str:
-        """Start the bridge; returns how (for the summary)."""
+        """Start the bridge; returns how (for the summary).
+
+        Raises this start's own error: the host's reply (a wrong PIN is
+        PinIncorrect, as if it had happened here), or what the starting
+        command printed; never the tail of a log that holds earlier runs.
+        """
         if self.manager == "systemd":
-            _systemctl("enable", "--now", self.unit)
-            return f"systemd unit {self.unit}"
-        ensure_private_dir(self.run_dir, "run.path")
-        ensure_private_dir(self.log_dir, "logs.path")
+            # The unit's host reads the connected clouds when it starts.
+            self._remember(fatal=True)
+            try:
+                return self._start_unit() if self.host_pid() is None else self._start_in_host()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    connected.remove(self.config_dir, self.cloud)
+                raise
+        how = self._start_in_host()
+        self._remember(fatal=False)
+        return how
+
+    def _remember(self, *, fatal: bool) -> None:
+        """Add the cloud to the connected ones (`agent bridge host` starts them)."""
+        try:
+            connected.add(self.config_dir, self.cloud)
+        except OSError as error:
+            problem = f"cannot record {self.cloud} in {connected.path(self.config_dir)}: {error}"
+            if fatal:
+                raise ServiceError(
+                    problem, "run agent connect as the user that owns the configuration (root)"
+                ) from error
+            log.warning("%s; `agent bridge host` will not start it", problem)
+
+    def _start_unit(self) -> str:
+        """``systemctl enable --now``, then wait for the cloud's pid file (or its error)."""
+        _systemctl("enable", "--now", self.unit)
+        started = time.monotonic()
+        while time.monotonic() - started < START_TIMEOUT:
+            pid = self.running_pid()
+            if pid is not None:
+                return f"systemd unit {self.unit}, pid {pid}"
+            if self.host_pid() is not None:
+                listing = control.request(self.run_dir, {"op": "list"}, STOP_TIMEOUT)
+                state = listing.get("clouds", {}).get(self.cloud, {})
+                if state.get("error"):
+                    raise control.error_of(state)
+            else:
+                active = subprocess.run(
+                    ["systemctl", "is-active", "--quiet", self.unit], check=False
+                )
+                if active.returncode != 0 and time.monotonic() - started > 2:
+                    raise ServiceError(
+                        f"{self.unit} stopped without starting {self.cloud}",
+                        f"see journalctl -u {self.unit}",
+                    )
+            time.sleep(0.1)
+        raise ServiceError(
+            f"{self.unit} did not start {self.cloud} within {START_TIMEOUT:.0f} s",
+            f"see journalctl -u {self.unit}",
+        )
+
+    def _start_in_host(self) -> str:
+        """``agent bridge run <cloud> --host``: this start's reply, or its error."""
+        if self.manager != "systemd":  # else the unit's user owns them (and the journal logs)
+            ensure_private_dir(self.run_dir, "run.path")
+            ensure_private_dir(self.log_dir, "logs.path")
+            # Never a link planted at the log's name (the host opens it the same way).
+            os.close(open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+            self._log_start[:] = [_size(self.log_file)]
         command = [
             sys.executable,
             "-m",
@@ -104,43 +190,63 @@ class BridgeService:
             "bridge",
             "run",
             self.cloud,
-            "--pid-file",
-            str(self.pid_file),
+            "--host",
         ]
-        log_fd = open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        with os.fdopen(log_fd, "ab") as log:
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                close_fds=True,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                raise ServiceError(
-                    f"the bridge exited at start (code {child.returncode}):\n" + self.log_tail(),
-                    f"see {self.log_file}",
-                )
-            if self.running_pid() == child.pid:
-                return f"pid {child.pid}, log {self.log_file}"
-            time.sleep(0.05)
-        child.terminate()
-        raise ServiceError(
-            f"the bridge did not start within {START_TIMEOUT:.0f} s", f"see {self.log_file}"
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
         )
+        # The runtime lets go of both pipes once it has answered (or exits);
+        # the host itself runs on (communicate() would wait for its end).
+        out, err = _read_until_closed(child, START_TIMEOUT)
+        if out is None:
+            raise ServiceError(
+                f"the bridge did not start within {START_TIMEOUT:.0f} s", f"see {self.log_hint}"
+            )
+        reply = _last_json_line(out)
+        if reply is None:
+            text = err.decode(errors="replace").strip().removeprefix("error: ")
+            raise ServiceError(
+                f"the bridge could not start: {text or f'exit code {child.poll()}'}",
+                f"see {self.log_hint}",
+            )
+        control.raise_for(reply)
+        pid = int(str(reply["pid"]))
+        if self.running_pid() != pid:
+            raise ServiceError(
+                f"the bridge host (pid {pid}) said {self.cloud} started, "
+                f"but {self.pid_file} does not name it",
+                f"see {self.log_hint}",
+            )
+        return f"pid {pid}, log {self.log_file}"
 
     def stop(self) -> bool:
         """Stop the bridge; False when it was not running."""
-        if self.manager == "systemd":
-            was_active = self.is_running()
-            _systemctl("disable", "--now", self.unit)
-            return was_active
+        with contextlib.suppress(OSError):  # a cloud we could never record
+            connected.remove(self.config_dir, self.cloud)
+        if self.manager == "systemd" and not connected.names(self.config_dir):
+            # The host exits with its last cloud; at boot there is nothing to start.
+            _systemctl("disable", self.unit)
         pid = self.running_pid()
         if pid is None:
             return False
+        if pid > 0 and pid == self.host_pid():
+            # Only this cloud's thread stops; the host answers once it has.
+            control.raise_for(
+                control.request(self.run_dir, {"op": "stop", "cloud": self.cloud}, STOP_TIMEOUT)
+            )
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while self.running_pid() == pid and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return True
+        return self._stop_process(pid)
+
+    def _stop_process(self, pid: int) -> bool:
+        """A bridge in a process of its own (`agent bridge run`): SIGTERM it."""
         if pid > 0:
             self._check_holder(pid)
             with contextlib.suppress(ProcessLookupError):
@@ -169,11 +275,81 @@ class BridgeService:
                 os.close(fd)
 
     def log_tail(self, lines: int = 15) -> str:
+        """The log's last lines, from this start's on when this object started it."""
         try:
-            text = self.log_file.read_text(errors="replace")
+            with self.log_file.open("rb") as handle:
+                start = self._log_start[0] if self._log_start else 0
+                if start <= os.fstat(handle.fileno()).st_size:
+                    handle.seek(start)
+                text = handle.read().decode(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(text.splitlines()[-lines:]) or "(nothing in the log since the start)"
+
+
+def _locked_pid(path: Path) -> int | None:
+    """The pid a locked pid file names (-1: unreadable), None when free (then removed)."""
+    fd = open_pid_file(path)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # stale: its owner is gone
+    return None
+
+
+def _read_until_closed(
+    child: subprocess.Popen[bytes], timeout: float
+) -> tuple[bytes | None, bytes]:
+    """Everything ``child`` writes on stdout and stderr until it closes both
+    (None for stdout when that takes longer than ``timeout``)."""
+    assert child.stdout is not None and child.stderr is not None
+    chunks: dict[int, list[bytes]] = {child.stdout.fileno(): [], child.stderr.fileno(): []}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for pipe in (child.stdout, child.stderr):
+            selector.register(pipe, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                err = b"".join(chunks[child.stderr.fileno()])
+                child.stdout.close()
+                child.stderr.close()
+                return None, err
+            for key, _ in selector.select(left):
+                data = os.read(key.fd, 65536)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fileobj)
+    out, err = b"".join(chunks[child.stdout.fileno()]), b"".join(chunks[child.stderr.fileno()])
+    child.stdout.close()
+    child.stderr.close()
+    return out, err
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _last_json_line(data: bytes) -> dict[str, object] | None:
+    for line in reversed(data.decode(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                return None
+            return found if isinstance(found, dict) else None
+    return None
 
 
 def process_alive(pid: int) -> bool:
@@ -191,5 +367,5 @@ def _systemctl(*args: str) -> None:
     if done.returncode != 0:
         raise ServiceError(
             f"systemctl {' '.join(args)} failed: {done.stderr.strip()}",
-            "see journalctl -u agent-bridge@<cloud>",
+            f"see journalctl -u {UNIT}",
         )

@@ -3,46 +3,105 @@
 Not a command for users: it reads its plan from an inherited pipe
 (``--payload-fd``, see `edgeagent.lean_exec`). It imports neither the
 configuration layer nor paho.
+
+- ``--pid-file FILE``: one cloud in the foreground (`agent bridge run c8y`:
+  systemd's ExecStart, containers), logging to stderr.
+- ``--serve RUN_DIR``: the bridge host in the foreground with the plans of
+  the connected clouds (`agent bridge host`: systemd, containers), logging to
+  stderr (the journal).
+- ``--host RUN_DIR --log-dir DIR [--join]``: start the cloud in the bridge
+  host (`agent connect`): hand the plan to the running host over its control
+  socket, or become the host when none runs (never with ``--join``: under
+  systemd the unit is the host). The start's reply is one JSON line on stdout;
+  then stdout and stderr are let go (the caller waits for their end), and
+  the host logs to one file per cloud (edgeagent/bridge/logs.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
+import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from edgeagent.errors import AgentError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agent bridge run (runtime)")
+    parser = argparse.ArgumentParser(prog="agent bridge run (runtime)", allow_abbrev=False)
     parser.add_argument("--payload-fd", type=int, required=True)
     parser.add_argument("--pid-file", type=Path)
+    parser.add_argument("--host", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--log-dir", type=Path)
+    parser.add_argument("--serve", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--join", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    from edgeagent.bridge.pidfile import hold_pid_file
-    from edgeagent.bridge.runtime import read_plan, run_plan
+    from edgeagent.bridge.logs import log_to_stream
+    from edgeagent.bridge.runtime import read_plan, read_plans
+    from edgeagent.cli.exit_codes import exit_code_for
     from edgeagent.lean_exec import keep_secrets_out_of_dumps, stop_on_signals
 
     keep_secrets_out_of_dumps()  # before the payload, which holds the PIN
     stop = stop_on_signals()
-    plan = read_plan(args.payload_fd)
-    holding: AbstractContextManager[object] = (
-        nullcontext() if args.pid_file is None else hold_pid_file(args.pid_file)
-    )
     try:
-        with holding:
-            run_plan(plan, stop)
-    except AgentError as error:
-        from edgeagent.cli.exit_codes import exit_code_for
+        if args.serve is not None:
+            from edgeagent.bridge.host import serve_in_foreground
 
+            log_to_stream(sys.stderr)
+            return serve_in_foreground(read_plans(args.payload_fd), args.serve, stop, exit_code_for)
+        plan = read_plan(args.payload_fd)
+        if args.host is None:
+            from edgeagent.bridge.host import run_foreground
+
+            log_to_stream(sys.stderr)
+            if args.pid_file is None:
+                parser.error("--pid-file or --host is required")
+            error = run_foreground(plan, args.pid_file, stop)
+            if error is not None:
+                raise error
+            return 0
+        from edgeagent.bridge.host import start_in_host
+
+        # Logs go to stderr (the caller) until this process is the host; the
+        # detached host's stdio is a pipe to `agent connect`, never the journal.
+        log_to_stream(sys.stderr)
+        log_dir = args.log_dir
+        return start_in_host(
+            plan,
+            args.host,
+            log_dir,
+            stop,
+            exit_code_for,
+            lambda r: _report(r, log_dir),
+            may_host=not args.join,
+        )
+    except AgentError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_code_for(error)
-    return 0
+
+
+def _report(reply: dict[str, Any], log_dir: Path | None) -> None:
+    """The start's reply on stdout; then stdio is no longer the caller's."""
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+    if log_dir is None:
+        return
+    from edgeagent.safe_files import open_no_follow
+
+    null = os.open(os.devnull, os.O_RDWR)
+    # Python's last words (a fatal error, an unhandled thread exception) go to
+    # the host's log; the records themselves go through logging (logs.py).
+    host_log = open_no_follow(
+        log_dir / "bridge-host.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640
+    )
+    sys.stderr.flush()
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(host_log, 2)
+    os.close(null)
+    os.close(host_log)
 
 
 if __name__ == "__main__":

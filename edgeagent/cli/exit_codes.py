@@ -59,6 +59,7 @@ EXIT_CODES: tuple[tuple[type[errors.AgentError], int], ...] = (
     (errors.SignerUnreachable, 70),
     (errors.SignerProtocolError, 71),
     (errors.AdminNotAllowed, 72),
+    (errors.BridgeAlreadyRunning, 81),
     (errors.BridgeNotRunning, 86),
     (errors.BridgeLinkDown, 87),
     (errors.ServiceError, 80),

@@ -84,7 +84,8 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
     service = _service(config, config_dir, cloud)
     if service.is_running():
         raise ServiceError(
-            f"already connected to {profile.title}: the bridge is running",
+            f"already connected to {profile.title}: the bridge is running "
+            f"({service.describe_running()})",
             f"agent reconnect {cloud}   (or agent disconnect {cloud})",
         )
 

@@ -5,7 +5,7 @@
     json.dumps(report.to_json())             # the schema the README documents
 
 A cloud is *configured* when ``<cloud>.url`` is set. Its bridge *runs* when
-systemd's unit ``agent-bridge@<cloud>.service`` is active (where systemd
+systemd runs the bridge host ``agent-bridge.service`` and the cloud holds its pid file (where systemd
 manages it), else when its pid file ``run.path/bridge-<cloud>.pid`` is locked
 (``BridgeService.running_pid``), else when the status file names a live
 process that is the bridge runtime (a foreground `agent bridge run` without a

@@ -3,17 +3,18 @@
     figures = run(bed, "module")   # {"pss_kib": sum, "per_cloud": {...}}
 
 One local broker, one stand-in cloud broker per cloud (each sees the device
-under its own client id), and `agent --config-dir D bridge run <cloud>` for
-c8y, az and aws from one config dir, as `agent connect` starts them. Once
-every bridge reports its cloud up, the sum of their proportional set sizes
-(``Pss`` in /proc/<pid>/smaps_rollup: pages shared between the processes are
-split among them, so the sum is what the three cost together).
+under its own client id), and c8y, az and aws started from one config dir
+as `agent connect` starts them (``BridgeService.start``: the first becomes
+the bridge host, the others join it as threads). Once every bridge reports
+its cloud up, the sum of the proportional set sizes of the processes that
+hold the clouds' pid files (``Pss`` in /proc/<pid>/smaps_rollup: pages shared
+between processes are split among them, so the sum is what the bridges cost
+together; with the host it is one process).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeagent.config import set_value
+from edgeagent.bridge.service import BridgeService
+from edgeagent.config import load_config, set_value
 from integration.bench.bridges import rss_kib
-from integration.bench.testbed import AGENT, BenchError, Testbed, stop_process, wait_until
+from integration.bench.testbed import BenchError, Testbed, wait_until
 
 CLOUDS = ("c8y", "az", "aws")
 
@@ -59,39 +61,37 @@ def run(bed: Testbed, mode: str = "module", timeout: float = 60.0) -> dict[str, 
     watcher.on_connect = lambda c, *_: c.subscribe("agent/bridge/+/health", 1)
     watcher.connect(local.host, local.port)
     watcher.loop_start()
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    config = load_config(config_dir)
+    services = {
+        cloud: BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+        for cloud in CLOUDS
+    }
     try:
-        for cloud in CLOUDS:
-            with (bed.root / f"clouds-{cloud}.log").open("wb") as log:
-                processes[cloud] = subprocess.Popen(
-                    [str(AGENT), "--config-dir", str(config_dir), "bridge", "run", cloud],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+        for service in services.values():
+            service.start()
 
         def all_up() -> bool:
-            for cloud, process in processes.items():
-                if process.poll() is not None:
-                    log = (bed.root / f"clouds-{cloud}.log").read_text(errors="replace")
-                    raise BenchError(f"bridge {cloud} exited {process.returncode}:\n{log}")
+            for cloud, service in services.items():
+                if service.running_pid() is None:
+                    raise BenchError(f"bridge {cloud} stopped:\n{service.log_tail()}")
             return up >= set(CLOUDS)
 
         wait_until(all_up, timeout, "three bridges reporting their clouds up")
-        per_cloud = {
-            cloud: {"pid": p.pid, "pss_kib": pss_kib(p.pid), "rss_kib": rss_kib(p.pid)}
-            for cloud, p in processes.items()
+        pids = {cloud: service.running_pid() for cloud, service in services.items()}
+        per_process = {
+            pid: {"pss_kib": pss_kib(pid), "rss_kib": rss_kib(pid)}
+            for pid in sorted({p for p in pids.values() if p is not None})
         }
         return {
             "mode": mode,
-            "processes": len(processes),
-            "pss_kib": sum(c["pss_kib"] for c in per_cloud.values()),
-            "rss_kib": sum(c["rss_kib"] for c in per_cloud.values()),
-            "per_cloud": per_cloud,
+            "processes": len(per_process),
+            "pss_kib": sum(p["pss_kib"] for p in per_process.values()),
+            "rss_kib": sum(p["rss_kib"] for p in per_process.values()),
+            "per_cloud": {cloud: {"pid": pid} for cloud, pid in pids.items()},
+            "per_process": {str(pid): figures for pid, figures in per_process.items()},
         }
     finally:
         watcher.loop_stop()
         watcher.disconnect()
-        for process in processes.values():
-            stop_process(process, timeout=10.0)
+        for service in services.values():
+            service.stop()

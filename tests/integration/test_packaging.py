@@ -1,6 +1,6 @@
 """What ships next to the code: the systemd unit and the README's demo.
 
-- `packaging/agent-bridge@.service` must pass `systemd-analyze verify` with no
+- `packaging/agent-bridge.service` must pass `systemd-analyze verify` with no
   warning, keep its hardening (`systemd-analyze security --offline`), and
   never restart on errors a restart cannot fix (a wrong PIN above all).
 - `scripts/demo.sh` must show a message crossing the bridge both ways, in
@@ -37,16 +37,16 @@ from tests.support.systemd_units import complaints as unit_complaints
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-UNIT = PACKAGING / "agent-bridge@.service"
+UNIT = PACKAGING / "agent-bridge.service"
 
 
 def instance(tmp_path: Path, extra: str = "") -> Path:
-    """The unit as agent-bridge@c8y.service, its ExecStart on this run's agent."""
-    return install(UNIT, tmp_path, name="agent-bridge@c8y.service", extra=extra)
+    """The unit, its ExecStart on this run's agent."""
+    return install(UNIT, tmp_path, extra=extra)
 
 
 def complaints(done: subprocess.CompletedProcess[str]) -> list[str]:
-    return unit_complaints(done, "agent-bridge@")
+    return unit_complaints(done, "agent-bridge")
 
 
 # -- the unit -------------------------------------------------------------------
@@ -74,12 +74,12 @@ def test_hardening_exposure_stays_low(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze security --offline needs systemd 250 or newer")
     done = analyze("security", "--offline=true", "--threshold=20", str(instance(tmp_path)))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"Overall exposure level for agent-bridge@c8y\.service: 1\.\d OK", done.stdout)
+    assert re.search(r"Overall exposure level for agent-bridge\.service: 1\.\d OK", done.stdout)
 
 
 def test_unit_runs_the_bridge_in_the_foreground_as_its_own_user() -> None:
     settings = unit_settings(UNIT)
-    assert settings["ExecStart"] == [f"{SHIPPED_AGENT} bridge run %i"]
+    assert settings["ExecStart"] == [f"{SHIPPED_AGENT} bridge host"]
     assert settings["Restart"] == ["on-failure"]
     assert settings["User"] == ["agent"]
     assert settings["MemoryDenyWriteExecute"] == ["yes"]
@@ -99,6 +99,7 @@ def test_unit_never_restarts_after_a_wrong_pin_or_a_config_error() -> None:
         codes[errors.UnsupportedKeyType],
         codes[errors.InvalidKeyUri],
         codes[errors.CertificateKeyMismatch],
+        codes[errors.BridgeAlreadyRunning],  # another host runs: a restart is refused too
     }
     [listed] = unit_settings(UNIT)["RestartPreventExitStatus"]
     assert {int(code) for code in listed.split()} == must_not_retry

@@ -76,7 +76,7 @@ def test_socket_is_the_agents_default_path_with_the_services_own_mode() -> None:
     assert socket["ListenStream"] == [str(CryptokiConfig().socket_path)]
     assert socket["SocketMode"] == [f"{SOCKET_MODE:04o}"]
     assert socket["Accept"] == ["no"]  # one service for all connections
-    # The bridge's group (agent-bridge@.service runs as agent:agent) may connect.
+    # The bridge's group (agent-bridge.service runs as agent:agent) may connect.
     assert socket["SocketGroup"] == ["agent"]
     assert socket["SocketUser"] == unit_settings(SERVICE_UNIT)["User"]
 

@@ -1,0 +1,29 @@
+"""The connected clouds that `agent bridge host` brings up: <config dir>/connected-clouds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgeagent.bridge import connected
+
+
+def test_add_and_remove_keep_one_sorted_name_per_line(tmp_path: Path) -> None:
+    assert connected.names(tmp_path) == []
+    connected.add(tmp_path, "c8y")
+    connected.add(tmp_path, "az")
+    connected.add(tmp_path, "c8y")
+    assert (tmp_path / "connected-clouds").read_text() == "az\nc8y\n"
+    assert (tmp_path / "connected-clouds").stat().st_mode & 0o777 == 0o644
+    connected.remove(tmp_path, "c8y")
+    connected.remove(tmp_path, "aws")
+    assert connected.names(tmp_path) == ["az"]
+    assert [p.name for p in tmp_path.iterdir()] == ["connected-clouds"]  # no temp file left
+
+
+def test_lines_that_are_not_cloud_names_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / "connected-clouds").write_text("c8y\n\n../etc\n# comment\naz \nC8Y\n")
+    assert connected.names(tmp_path) == ["az", "c8y"]
+    with pytest.raises(ValueError, match="not cloud names"):
+        connected.add(tmp_path, "../x")
