@@ -5,11 +5,11 @@
     json.dumps(report.to_json())             # the schema the README documents
 
 A cloud is *configured* when ``<cloud>.url`` is set. Its bridge *runs* when
-systemd runs the bridge host ``agent-bridge.service`` and the cloud holds its pid file (where systemd
-manages it), else when its pid file ``run.path/bridge-<cloud>.pid`` is locked
-(``BridgeService.running_pid``), else when the status file names a live
-process that is the bridge runtime (a foreground `agent bridge run` without a
-pid file, as a container's entry point runs it). The bridge's status file
+its pid file ``run.path/bridge-<cloud>.pid`` is locked
+(``BridgeService.running_pid``; under systemd, the bridge host's unit
+``agent-bridge.service`` gives the pid), else when the status file names a
+live process that is the bridge runtime (a foreground `agent bridge run`
+without a pid file, as a container's entry point runs it). The bridge's status file
 (``edgeagent/bridge/status_file.py``) tells the rest: links, errors, TLS
 version, counters, key. A status file whose bridge does not run is history:
 "not running (last ran until ...)".

@@ -139,12 +139,12 @@ def test_under_systemd_the_unit_says_whether_it_runs_and_its_main_pid(
     monkeypatch.setattr("edgeagent.clouds.status.subprocess.run", systemctl)
     where = (Path("/etc/agent"), Path("/run/agent"), Path("/var/log/agent"))
     running = bridge_process(SystemdService("c8y", *where), status(pid=4321))
-    assert running == BridgeProcess(True, 4321, "systemd", unit="agent-bridge@c8y.service")
+    assert running == BridgeProcess(True, 4321, "systemd", unit="agent-bridge.service")
     assert asked == [
-        ["systemctl", "show", "--property", "MainPID", "--value", "agent-bridge@c8y.service"]
+        ["systemctl", "show", "--property", "MainPID", "--value", "agent-bridge.service"]
     ]
     assert cloud(running, status(pid=4321)).up
 
     stopped = bridge_process(SystemdService("c8y", *where, active=False), status())
-    assert stopped == BridgeProcess(False, managed_by="systemd", unit="agent-bridge@c8y.service")
+    assert stopped == BridgeProcess(False, managed_by="systemd", unit="agent-bridge.service")
     assert isinstance(cloud(stopped, status()).problem(), errors.BridgeNotRunning)
