@@ -92,6 +92,13 @@ class HealthWatcher:
         fresh = [h for h in self._messages if h.time >= since]
         return fresh[-1] if fresh else None
 
+    def current(self, wait: float = 2.0) -> Health | None:
+        """The bridge's latest health message (the retained one comes first), or None."""
+        deadline = time.monotonic() + wait
+        while not self._messages and time.monotonic() < deadline:
+            self._changed.wait(0.05)
+        return self.latest()
+
     def wait_up(
         self, service: BridgeService, since: float, timeout: float = HEALTH_TIMEOUT
     ) -> None:
