@@ -106,9 +106,7 @@ def check_device_and_cloud(
             else "no refusal of the device certificate"
         )
         progress.detail(
-            "TLS handshake",
-            f"{device.tls.last_handshake.seconds * 1000:.1f} ms, {verdict} "
-            "(no MQTT yet: the bridge's own connection is the MQTT check)",
+            "TLS handshake", f"{device.tls.last_handshake.seconds * 1000:.1f} ms, {verdict}"
         )
         return Checked(config, profile, rules, device.device_id, handshake)
     finally:
