@@ -69,7 +69,7 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
             f"agent reconnect {cloud}   (or agent disconnect {cloud})",
         )
     checked = check_device_and_cloud(config, profile, progress)
-    _start_and_verify(checked, service, progress, config_dir)
+    _start_and_verify(checked, service, progress)
 
 
 def reconnect(config_dir: Path, cloud: str, progress: Progress) -> None:
@@ -82,28 +82,31 @@ def reconnect(config_dir: Path, cloud: str, progress: Progress) -> None:
     try:
         checked = check_device_and_cloud(config, profile, progress)
     except AgentError as error:
-        if service.is_running():
-            error.add_note(
-                f"the running {profile.title} bridge was not stopped: it runs on as it was"
-            )
+        _left_running(error, service, profile)
         raise
-    _start_and_verify(checked, service, progress, config_dir, restart=True)
+    _start_and_verify(checked, service, progress, restart=True)
+
+
+def _left_running(error: AgentError, service: BridgeService, profile: CloudProfile) -> None:
+    """Say that a failed check stopped nothing (when a bridge runs)."""
+    if service.is_running():
+        error.add_note(f"the running {profile.title} bridge was not stopped: it runs on as it was")
 
 
 def _start_and_verify(
-    checked: Checked,
-    service: BridgeService,
-    progress: Progress,
-    config_dir: Path,
-    *,
-    restart: bool = False,
+    checked: Checked, service: BridgeService, progress: Progress, *, restart: bool = False
 ) -> None:
     profile, cloud = checked.profile, checked.profile.name
     # Watching from before the start: the local broker is checked before anything
     # is stopped or started, and no health message of the new bridge is missed.
     watcher = HealthWatcher(checked.config, profile)
-    with progress.step("Reaching the local broker"):
-        watcher.open()
+    try:
+        with progress.step("Reaching the local broker"):
+            watcher.open()
+    except AgentError as error:
+        if restart:
+            _left_running(error, service, profile)
+        raise
     progress.detail("local broker", watcher.where)
     try:
         if restart and service.is_running():
@@ -124,15 +127,30 @@ def _start_and_verify(
             )
             raise
         except BaseException as error:
-            service.stop()
-            if isinstance(error, AgentError):
-                error.add_note(
-                    f"the bridge that was started has been stopped: nothing runs for "
-                    f"{profile.title}; `agent connect {cloud}` tries again"
-                )
+            _stop_after_failure(error, service, profile)
             raise
     finally:
         watcher.close()
+
+
+def _stop_after_failure(
+    error: BaseException, service: BridgeService, profile: CloudProfile
+) -> None:
+    """Stop the bridge this command started, and say so (or that stopping failed too)."""
+    try:
+        service.stop()
+    except AgentError as stop_error:
+        if isinstance(error, AgentError):
+            error.add_note(
+                f"the bridge that was started could not be stopped: {stop_error.cause}; "
+                f"`agent disconnect {profile.name}` stops it"
+            )
+        return
+    if isinstance(error, AgentError):
+        error.add_note(
+            f"the bridge that was started has been stopped: nothing runs for "
+            f"{profile.title}; `agent connect {profile.name}` tries again"
+        )
 
 
 def _check_answers(checked: Checked, progress: Progress) -> None:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import time
 
@@ -169,3 +170,33 @@ def test_a_cloud_that_refuses_the_bridges_connect_gets_its_code_and_nothing_runs
         assert "the bridge that was started has been stopped" in done.stderr, output
         assert time.monotonic() - started < 60, output  # not the 90 s health timeout
         assert not (gateway.run_dir / "bridge-c8y.pid").exists()
+
+
+def test_reconnect_with_the_local_broker_down_stops_nothing(
+    gateway: Gateway, softhsm_token: SoftHsmToken
+) -> None:
+    gateway.new_device_key(softhsm_token)
+    _ok(gateway.agent("connect", "c8y"))
+    pid = gateway.bridge_pid()
+    gateway.local.stop()
+
+    done = gateway.agent("reconnect", "c8y")
+
+    assert done.returncode == exit_code(errors.BrokerUnreachable), done.stdout + done.stderr
+    assert "bridge was not stopped: it runs on as it was" in done.stderr, done.stderr
+    assert gateway.bridge_pid() == pid and process_alive(pid)
+    gateway.local.start()  # the bridge finds it again by itself (its back-off: up to 60 s)
+    _wait_for_health_up(gateway, timeout=90)
+    _, down = gateway.exchange(b"200,c8y_Temperature,T,25", b"510,device-001")
+    assert down.payload == b"510,device-001"
+
+
+def _wait_for_health_up(gw: Gateway, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with gw.local_client() as local:
+        local.subscribe("agent/bridge/c8y/health", qos=1)
+        while time.monotonic() < deadline:
+            if any(json.loads(m.payload).get("status") == "up" for m in local.messages):
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"the bridge did not report up within {timeout:.0f} s")
