@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import selectors
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from edgeagent.bridge import health
 from edgeagent.bridge.connector import BackgroundConnect
 from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.repeated_warnings import RepeatedWarnings
@@ -47,7 +47,6 @@ log = logging.getLogger("edgeagent.bridge")
 
 MIN_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
-STABLE_AFTER = 30.0  # a connection this old resets the back-off
 TICK = 1.0
 HIGH_WATER = 512 * 1024
 """Stop reading a side while the other has this much unsent: TCP then pushes
@@ -100,7 +99,12 @@ class Delivery:
 
 
 class _Side:
-    """One broker connection with its reconnect schedule."""
+    """One broker connection with its reconnect schedule.
+
+    The back-off doubles with each failed connect (up to MAX_BACKOFF) and
+    starts again from MIN_BACKOFF at each CONNACK: a link that was up, however
+    briefly, is retried at once when it drops.
+    """
 
     def __init__(self, session: MqttSession[Delivery]) -> None:
         self.session = session
@@ -108,6 +112,7 @@ class _Side:
         self.backoff = MIN_BACKOFF
         self.connected_at = 0.0
         self.reason = "not connected yet"
+        self.error: BaseException | None = None  # what made the last connect fail
         self.events = 0  # what the selector watches for now
         self.connecting: BackgroundConnect[Delivery] | None = None
 
@@ -141,7 +146,7 @@ class Bridge:
             subscriptions=rules.remote_filters(),
             subscribe_qos=min(cloud.subscribe_qos, cloud_max_qos),
         )
-        lost = Will(health_topic, _health("down", "bridge lost"), qos=1, retain=True)
+        lost = Will(health_topic, health.down("bridge lost").to_json(), qos=1, retain=True)
         self.local: MqttSession[Delivery] = MqttSession(local, self, will=lost)
         self.cloud: MqttSession[Delivery] = MqttSession(cloud, self)
         self._cloud_side = _Side(self.cloud)
@@ -265,7 +270,7 @@ class Bridge:
         connecting, side.connecting = side.connecting, None
         outcome = connecting.outcome if connecting is not None else None
         if isinstance(outcome, (AgentError, OSError, ProtocolError)):
-            self._connect_failed(side, str(outcome))
+            self._connect_failed(side, outcome)
             return
         if not isinstance(outcome, Opened):  # a bug or a library's surprise: retry, never die
             log.error(
@@ -273,12 +278,14 @@ class Bridge:
                 session.endpoint.name,
                 exc_info=outcome if isinstance(outcome, BaseException) else None,
             )
-            self._connect_failed(side, f"{type(outcome).__name__}: {outcome}")
+            self._connect_failed(side, RuntimeError(f"{type(outcome).__name__}: {outcome}"))
             return
         session.resume_opened(outcome)
         side.events = 0
         self._watch(selector, side, selectors.EVENT_READ)
         side.connected_at = time.monotonic()
+        side.backoff = MIN_BACKOFF  # CONNACK: the next outage is retried at once
+        side.error = None
         ep = session.endpoint
         log.info("%s broker connected (%s:%d)", ep.name, ep.host, ep.port)
         if self._status is not None:
@@ -302,18 +309,21 @@ class Bridge:
                 self._selector.unregister(session.sock)
         side.events = 0
         session.close(graceful=False)
-        if time.monotonic() - side.connected_at > STABLE_AFTER:
-            side.backoff = MIN_BACKOFF
+        side.error = None
         self._schedule_retry(side, f"connection lost: {reason}")
         self._publish_health()
 
-    def _connect_failed(self, side: _Side, reason: str) -> None:
+    def _connect_failed(self, side: _Side, error: BaseException) -> None:
+        # The health topic carries our error's cause, class and fix (health.py);
+        # the log line carries the whole error.
+        reason = error.cause if isinstance(error, AgentError) else str(error)
         changed = reason != side.reason
-        self._schedule_retry(side, reason)
+        side.error = error
+        self._schedule_retry(side, reason, logged=str(error))
         if changed and side is self._cloud_side:
             self._publish_health()  # the health topic says why the cloud is down
 
-    def _schedule_retry(self, side: _Side, reason: str) -> None:
+    def _schedule_retry(self, side: _Side, reason: str, logged: str = "") -> None:
         side.reason = reason
         if self._status is not None:
             self._status.link_down(self._link_name(side), reason)
@@ -322,7 +332,7 @@ class Bridge:
         log.warning(
             "%s broker down: %s (retry in %.0f s)",
             side.session.endpoint.name,
-            reason,
+            logged or reason,
             side.backoff,
         )
         side.backoff = min(side.backoff * 2, MAX_BACKOFF)
@@ -335,7 +345,7 @@ class Bridge:
                 side.connecting = None
         self._warnings.flush()
         if self.local.up:
-            stopped = _health("down", "bridge stopped")
+            stopped = health.down("bridge stopped").to_json()
             self.local.publish(self.health_topic, stopped, qos=1, retain=True)
         self.cloud.close()
         self.local.close()
@@ -442,12 +452,5 @@ class Bridge:
         if not self.local.up:
             return
         cloud = self._cloud_side
-        payload = _health("up", "") if self.cloud.up else _health("down", cloud.reason)
-        self.local.publish(self.health_topic, payload, qos=1, retain=True)
-
-
-def _health(status: str, reason: str) -> bytes:
-    body: dict[str, object] = {"status": status, "time": round(time.time(), 3)}
-    if reason:
-        body["reason"] = reason
-    return json.dumps(body).encode()
+        state = health.up() if self.cloud.up else health.down(cloud.reason, cloud.error)
+        self.local.publish(self.health_topic, state.to_json(), qos=1, retain=True)

@@ -49,12 +49,10 @@ def _disconnect(args: argparse.Namespace) -> int:
 
 
 def _reconnect(args: argparse.Namespace) -> int:
-    from edgeagent.clouds.connect import connect, disconnect
+    from edgeagent.clouds.connect import reconnect
 
-    progress = ConsoleProgress()
-    disconnect(config_dir_from(args), args.cloud, progress)
-    print(f"Connecting to {args.cloud}:")
-    connect(config_dir_from(args), args.cloud, progress)
+    print(f"Reconnecting to {args.cloud}:")
+    reconnect(config_dir_from(args), args.cloud, ConsoleProgress())
     return 0
 
 
@@ -62,7 +60,11 @@ def register(sub: Subparsers) -> None:
     for name, run, text in (
         ("connect", _connect, "check the device's key and certificate, then start the bridge"),
         ("disconnect", _disconnect, "stop the bridge to a cloud"),
-        ("reconnect", _reconnect, "disconnect, then connect"),
+        (
+            "reconnect",
+            _reconnect,
+            "run connect's checks, then restart the bridge (a failed check leaves it running)",
+        ),
     ):
         parser = add_command(sub, name, text, example=f"agent {name} c8y")
         add_cloud(parser)

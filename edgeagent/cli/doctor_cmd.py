@@ -42,7 +42,9 @@ def register(sub: Subparsers) -> None:
         example="agent doctor c8y",
         description="Walk the chain from the configuration to the cloud: configuration, "
         "module, token, login, key (found and unique), certificate (matches the key, "
-        "valid now), DNS, TLS handshake and MQTT CONNACK. Exit 0 only when all pass; "
+        "valid now), bridge rules, DNS, the TLS handshake as the device (no MQTT CONNECT: "
+        "that would take the bridge's cloud session), then, when the bridge runs, its "
+        "MQTT connection and a round trip through it. Exit 0 only when all pass; "
         "otherwise the exit code of the first failure.",
     )
     add_cloud(parser)

@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except AgentError as error:
         print(f"error: {error}", file=sys.stderr)
+        # What the command did about it (e.g. reconnect: the running bridge was left alone).
+        for note in getattr(error, "__notes__", ()):
+            print(f"  note: {note}", file=sys.stderr)
         return exit_code_for(error)
     except KeyboardInterrupt:
         return 130

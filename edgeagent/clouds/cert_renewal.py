@@ -50,7 +50,7 @@ from edgeagent.certs.enrol import (
 from edgeagent.certs.est import Auth, BearerAuth, leaf_first
 from edgeagent.certs.est_tls import client_cert_connection
 from edgeagent.certs.trial import try_certificate
-from edgeagent.clouds.connect import connect, disconnect
+from edgeagent.clouds.connect import reconnect
 from edgeagent.clouds.device import open_device
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.config import load_config, set_value
@@ -252,10 +252,9 @@ def _service(config_dir: Path, cloud: str) -> BridgeService:
 
 
 def _restart_bridge(config_dir: Path, cloud: str, notify: Notify) -> None:
-    """Stop the bridge (if it runs) and connect again: it reads the files as they are now."""
-    steps = _Steps(notify)
-    disconnect(config_dir, cloud, steps)
-    connect(config_dir, cloud, steps)
+    """Restart the bridge so it reads the files as they are now; it is stopped only
+    once connect's checks pass with them (a failed check leaves it running)."""
+    reconnect(config_dir, cloud, _Steps(notify))
 
 
 def _delete_key(

@@ -3,48 +3,45 @@
 Every step reports to a ``Progress`` (the CLI prints it); failures are our
 errors, raised at the first step that fails, so the user sees which step
 and what to fix.
+
+    connect:    checks (preflight.py) -> start the bridge -> its CONNACK -> the round trip
+    reconnect:  checks -> stop the running bridge -> start -> CONNACK -> round trip
+
+The checks never touch the cloud's MQTT session, so `reconnect` runs them
+while the old bridge still runs and stops it only when they pass. What
+fails after the bridge started stops that bridge again (the error says so),
+so the next `agent connect` starts from scratch; only a cloud that does not
+answer the round trip (exit 62) leaves the bridge running, and says so.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
 import time
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeagent.bridge.cert_check import CertCheck
 from edgeagent.bridge.plan import BridgePlan
-from edgeagent.bridge.probe import probe
 from edgeagent.bridge.rules import TopicRules, topic_matches
 from edgeagent.bridge.service import BridgeService
 from edgeagent.bridge.status_file import status_path
-from edgeagent.clouds.device import open_device
+from edgeagent.clouds.health_watch import HealthWatcher
+from edgeagent.clouds.preflight import (
+    Checked,
+    Progress,
+    check_device_and_cloud,
+    load_cloud,
+    read_configuration,
+)
 from edgeagent.clouds.profile import CloudProfile, RoundTrip
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.clouds.round_trip import round_trip
-from edgeagent.config import AgentConfig, config_file, load_config
-from edgeagent.errors import ConfigError, ServiceError
+from edgeagent.config import AgentConfig, load_config
+from edgeagent.errors import AgentError, CloudDidNotAnswer, ServiceError
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.open import signer_spec
 
-log = logging.getLogger("edgeagent.clouds")
-
-HEALTH_TIMEOUT = 90.0  # a TPM signs slowly; the bridge handshakes once more
-
-
-class Progress(Protocol):
-    """Where connect reports what it does (the CLI prints it)."""
-
-    def detail(self, name: str, value: str) -> None: ...
-
-    def step(self, label: str) -> AbstractContextManager[None]: ...
+__all__ = ["Progress", "bridge_plan", "connect", "disconnect", "reconnect"]
 
 
 def _service(config: AgentConfig, config_dir: Path, cloud: str) -> BridgeService:
@@ -62,25 +59,10 @@ def _local_endpoint(config: AgentConfig, profile: CloudProfile) -> Endpoint:
     )
 
 
-def _load(config_dir: Path, cloud: str) -> tuple[AgentConfig, CloudProfile]:
-    config = load_config(config_dir)
-    profile = cloud_profile(cloud, config, config_dir)
-    if not config.mqtt.bridge.built_in:
-        raise ConfigError(
-            "mqtt.bridge.built_in is false, but only the built-in bridge can sign with a "
-            "key held on a token (mosquitto's bridge needs the key in a file)",
-            "agent config set mqtt.bridge.built_in true",
-        )
-    return config, profile
-
-
 def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
     """Check everything, start the bridge, wait until it reports the cloud up, and
     prove the cloud answers (a request through the bridge and its answer)."""
-    with progress.step("Reading the configuration"):
-        config, profile = _load(config_dir, cloud)
-    progress.detail("configuration", str(config_file(config_dir)))
-    progress.detail("cloud host", f"{profile.host}:{profile.port}")
+    config, profile = read_configuration(config_dir, cloud, progress)
     service = _service(config, config_dir, cloud)
     if service.is_running():
         raise ServiceError(
@@ -88,45 +70,94 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
             f"({service.describe_running()})",
             f"agent reconnect {cloud}   (or agent disconnect {cloud})",
         )
+    checked = check_device_and_cloud(config, profile, progress)
+    _start_and_verify(checked, service, progress)
 
-    with progress.step("Checking the device certificate and key"):
-        device = open_device(config, profile)
+
+def reconnect(config_dir: Path, cloud: str, progress: Progress) -> None:
+    """connect, but the running bridge is stopped only once every check has passed.
+
+    A failed check leaves the running bridge as it was, and the error says so.
+    """
+    config, profile = read_configuration(config_dir, cloud, progress)
+    service = _service(config, config_dir, cloud)
     try:
-        progress.detail("device id", device.device_id)
-        # A broken rules file is this step's error, not a bridge that dies at start.
-        with progress.step("Reading the bridge rules"):
-            rules = TopicRules.load(profile.rules_path, device_id=device.device_id)
-        progress.detail("rules", str(profile.rules_path))
-        progress.detail("certificate file", str(device.certificate.path))
-        progress.detail("cryptoki", "true" if device.signer.cryptoki else "false")
-        progress.detail("key", device.signer.location)
-        progress.detail("bridge", "built-in")
-        # The step names the TLS version the server chose, so it is printed
-        # once the handshake is over (✗ on a failure, as for every step).
-        try:
-            result = probe(device.cloud_endpoint(profile))
-        except BaseException:
-            with progress.step(f"Connecting to {profile.title}"):
-                raise
-        with progress.step(
-            f"Connecting to {profile.title} over {device.tls.last_handshake.version}"
-        ):
-            pass
-        progress.detail(
-            "TLS handshake",
-            f"{device.tls.last_handshake.seconds * 1000:.1f} ms "
-            f"(with CONNACK {result.connack_seconds * 1000:.1f} ms)",
-        )
-    finally:
-        device.close()
+        checked = check_device_and_cloud(config, profile, progress)
+    except AgentError as error:
+        _left_running(error, service, profile)
+        raise
+    _start_and_verify(checked, service, progress, restart=True)
 
-    with progress.step("Starting the bridge"):
-        how = service.start()
-    progress.detail("service", how)
-    with progress.step(f"Verifying the device is connected to {profile.title}"):
-        wait_until_healthy(config, profile, service)
-    check = profile.round_trip
-    if check is not None and not _carries(rules, check):
+
+def _left_running(error: AgentError, service: BridgeService, profile: CloudProfile) -> None:
+    """Say that a failed check stopped nothing (when a bridge runs)."""
+    if service.is_running():
+        error.add_note(f"the running {profile.title} bridge was not stopped: it runs on as it was")
+
+
+def _start_and_verify(
+    checked: Checked, service: BridgeService, progress: Progress, *, restart: bool = False
+) -> None:
+    profile, cloud = checked.profile, checked.profile.name
+    # Watching from before the start: the local broker is checked before anything
+    # is stopped or started, and no health message of the new bridge is missed.
+    watcher = HealthWatcher(checked.config, profile)
+    try:
+        with progress.step("Reaching the local broker"):
+            watcher.open()
+    except AgentError as error:
+        if restart:
+            _left_running(error, service, profile)
+        raise
+    progress.detail("local broker", watcher.where)
+    try:
+        if restart and service.is_running():
+            with progress.step(f"Stopping the running {profile.title} bridge"):
+                service.stop()
+        started = time.time()
+        with progress.step("Starting the bridge"):
+            how = service.start()
+        progress.detail("service", how)
+        try:
+            with progress.step(f"Verifying the device is connected to {profile.title}"):
+                watcher.wait_up(service, since=started)
+            _check_answers(checked, progress)
+        except CloudDidNotAnswer as error:
+            error.add_note(
+                f"the {profile.title} bridge keeps running ({how}): the device is connected; "
+                f"`agent disconnect {cloud}` stops it"
+            )
+            raise
+        except BaseException as error:
+            _stop_after_failure(error, service, profile)
+            raise
+    finally:
+        watcher.close()
+
+
+def _stop_after_failure(
+    error: BaseException, service: BridgeService, profile: CloudProfile
+) -> None:
+    """Stop the bridge this command started, and say so (or that stopping failed too)."""
+    try:
+        service.stop()
+    except AgentError as stop_error:
+        if isinstance(error, AgentError):
+            error.add_note(
+                f"the bridge that was started could not be stopped: {stop_error.cause}; "
+                f"`agent disconnect {profile.name}` stops it"
+            )
+        return
+    if isinstance(error, AgentError):
+        error.add_note(
+            f"the bridge that was started has been stopped: nothing runs for "
+            f"{profile.title}; `agent connect {profile.name}` tries again"
+        )
+
+
+def _check_answers(checked: Checked, progress: Progress) -> None:
+    profile, check = checked.profile, checked.profile.round_trip
+    if check is not None and not _carries(checked.rules, check):
         # A user's rules file without the check's topics: nothing to prove it with.
         progress.detail(
             f"{profile.title} answers",
@@ -135,7 +166,7 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
         )
     elif check is not None:
         with progress.step(f"Checking that {profile.title} answers"):
-            seconds = round_trip(config, profile)
+            seconds = round_trip(checked.config, profile)
         progress.detail("round trip", f"{seconds * 1000:.0f} ms")
 
 
@@ -161,54 +192,9 @@ def disconnect(config_dir: Path, cloud: str, progress: Progress) -> bool:
     return True
 
 
-def wait_until_healthy(config: AgentConfig, profile: CloudProfile, service: BridgeService) -> None:
-    """Watch the bridge's retained health message on the local broker."""
-    status: dict[str, Any] = {}
-    changed = threading.Event()
-
-    def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            status.update(json.loads(message.payload))
-        except ValueError:
-            return
-        changed.set()
-
-    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    watcher.on_message = on_message
-    watcher.on_connect = lambda c, *_: c.subscribe(profile.health_topic, 1)
-    try:
-        watcher.connect(config.mqtt.client.host, config.mqtt.client.port)
-    except OSError as error:
-        raise ServiceError(
-            f"cannot reach the local broker {config.mqtt.client.host}:{config.mqtt.client.port} "
-            f"to check the bridge: {error}",
-            "start the local broker (mosquitto) or fix mqtt.client.host / mqtt.client.port",
-        ) from error
-    watcher.loop_start()
-    try:
-        deadline = time.monotonic() + HEALTH_TIMEOUT
-        while time.monotonic() < deadline:
-            if status.get("status") == "up":
-                return
-            if not service.is_running():
-                raise ServiceError(
-                    "the bridge stopped:\n" + service.log_tail(), f"see {service.log_file}"
-                )
-            changed.wait(0.2)
-            changed.clear()
-        raise ServiceError(
-            f"the bridge did not report {profile.title} connected within "
-            f"{HEALTH_TIMEOUT:.0f} s (last: {status.get('reason', 'no status')})",
-            f"see {service.log_file}",
-        )
-    finally:
-        watcher.loop_stop()
-        watcher.disconnect()
-
-
 def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
     """Validate the configuration for ``cloud`` and resolve what the bridge runs with."""
-    config, profile = _load(config_dir, cloud)
+    config, profile = load_cloud(config_dir, cloud)
     local = _local_endpoint(config, profile)
     identity = profile.identity
     certificate = read_device_certificate(identity.cert_path, identity.cert_path_key)

@@ -6,6 +6,14 @@
 Each link is checked on its own, in order, and the walk stops at the first
 failure (the later links depend on it), whose error carries the fix. It is
 stricter than `agent connect`: a key URI that matches several keys fails.
+
+Doctor never sends an MQTT CONNECT as the device: that would log into the
+bridge's persistent session on the cloud (taking it over from a running
+bridge, and being handed the messages queued for it). The cloud is checked
+with connect's TLS handshake (preflight.py), which stops before MQTT; the
+MQTT side is the running bridge's own connection, read from its health
+topic, and the round trip through it. Without a running bridge those two
+are "not checked" (`agent connect` checks them).
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeagent.bridge.probe import probe
+from edgeagent.bridge.health import reported_error
 from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.device import Device
+from edgeagent.clouds.health_watch import HealthWatcher
 from edgeagent.clouds.local_checks import local_checks
+from edgeagent.clouds.preflight import check_cloud_tls, read_rules
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.clouds.round_trip import round_trip
@@ -31,6 +41,7 @@ from edgeagent.errors import (
     BrokerUnreachable,
     CertificateNotValidNow,
     KeyNotFound,
+    ServiceError,
 )
 from edgeagent.signing.certificate import DeviceCertificate, read_device_certificate
 from edgeagent.signing.key_policy import describe_origin, enforce_key_policy
@@ -100,10 +111,12 @@ def _checks(state: _State) -> Iterator[tuple[str, Callable[[], str]]]:
     yield "key found and unique", lambda: _key_found(state)
     yield "key origin (device.key_policy)", lambda: _key_origin(state)
     yield "certificate matches the key and is valid now", lambda: _certificate(state)
+    yield "bridge rules read", lambda: _rules(state)
     yield "cloud host resolves", lambda: _resolves(state)
-    yield "TLS handshake and MQTT CONNACK", lambda: _handshake(state)
+    yield "TLS handshake as the device (no MQTT)", lambda: _handshake(state)
     assert state.profile is not None
     yield from local_checks(state.config_dir, state.config, state.profile, skip=NotChecked)
+    yield "MQTT connection (the running bridge's)", lambda: _bridge_connection(state)
     if state.profile.round_trip is not None:
         yield f"{state.profile.title} answers", lambda: _answers(state)
 
@@ -232,6 +245,12 @@ def _resolves(state: _State) -> str:
     return ", ".join(sorted({str(a[4][0]) for a in addresses}))
 
 
+def _rules(state: _State) -> str:
+    assert state.profile is not None and state.certificate is not None
+    rules = read_rules(state.profile, state.certificate.device_id)
+    return f"{state.profile.rules_path}, {len(rules.rules)} rules"
+
+
 def _handshake(state: _State) -> str:
     assert state.profile is not None and state.signer is not None
     assert state.certificate is not None
@@ -245,12 +264,47 @@ def _handshake(state: _State) -> str:
         cloud=state.profile.name,
     )
     device = Device(state.certificate, state.signer, tls)
-    result = probe(device.cloud_endpoint(state.profile))
+    result = check_cloud_tls(device, state.profile)
     handshake_ms = tls.last_handshake.seconds * 1000
-    connack_ms = result.connack_seconds * 1000
+    verdict = (
+        "the cloud accepted the device certificate"
+        if result.accepted
+        else "no refusal of the device certificate"
+    )
     return (
         f"{state.profile.host}:{state.profile.port}, {tls.last_handshake.describe()}, "
-        f"handshake {handshake_ms:.0f} ms, CONNACK {connack_ms:.0f} ms"
+        f"handshake {handshake_ms:.0f} ms, {verdict}"
+    )
+
+
+def _bridge_connection(state: _State) -> str:
+    """The CONNACK the running bridge got (its health topic); never a CONNECT of our own."""
+    assert state.profile is not None and state.config is not None
+    profile, config = state.profile, state.config
+    service = BridgeService(profile.name, state.config_dir, config.run.path, config.logs.path)
+    if not service.is_running():
+        raise NotChecked(
+            f"the {profile.title} bridge is not running: `agent connect {profile.name}` "
+            "checks the MQTT connection with the bridge's own"
+        )
+    with HealthWatcher(config, profile) as watcher:
+        health = watcher.current()
+    if health is None:
+        raise ServiceError(
+            f"the {profile.title} bridge runs but has published no health on "
+            f"{profile.health_topic}",
+            f"see {service.log_file}",
+        )
+    when = datetime.datetime.fromtimestamp(health.time, datetime.UTC)
+    if health.up:
+        return f"the bridge is connected (since {when:%Y-%m-%d %H:%M:%S} UTC)"
+    error = reported_error(health)
+    if error is not None:
+        raise error
+    raise ServiceError(
+        f"the {profile.title} bridge runs but is not connected to the cloud "
+        f"(since {when:%Y-%m-%d %H:%M:%S} UTC): {health.reason or 'no reason given'}",
+        f"see {service.log_file}",
     )
 
 

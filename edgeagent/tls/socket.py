@@ -17,6 +17,7 @@ import contextlib
 import logging
 import select
 import socket
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -64,6 +65,43 @@ class TlsSocket:
     def do_handshake(self) -> None:
         """Blocking handshake + server verification; raises our TLS errors."""
         self._handshake(self._conn)
+
+    def await_certificate_verdict(self, wait: float) -> bool:
+        """After the handshake: has the server accepted the device certificate?
+
+        A TLS 1.3 server checks the client's certificate after our last
+        handshake flight, so our side "succeeds" either way; the server then
+        sends its session tickets (accepted) or an alert and closes (refused).
+        This reads those records only, for at most ``wait`` seconds: True on a
+        ticket, False when nothing came (a server that sends no tickets, or a
+        slow one); ConnectionError when the server closed (``remote_alert``
+        says why, tls/refusal.py names it). Over TLS 1.2 the server's Finished
+        came after it checked our certificate: True at once.
+        """
+        conn = self._conn
+        if tuple(conn.version) < (3, 4):
+            return True
+        deadline = time.monotonic() + wait
+        while not conn.tickets:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._sock.settimeout(left)
+            try:
+                data = conn.read(max=None, min=0)  # one record: a ticket, an alert...
+            except TimeoutError:
+                return False
+            except TLSRemoteAlert as alert:
+                self.remote_alert = alert
+                raise ConnectionError(f"TLS alert from the server: {alert}") from alert
+            except (TLSAbruptCloseError, TLSError) as error:
+                raise ConnectionError(f"the server closed the connection: {error}") from error
+            if conn.closed:
+                raise ConnectionError("the server closed the connection (close_notify)")
+            if data:
+                self._buffer += bytes(data)  # it talks to us: it took the certificate
+                return True
+        return True
 
     # -- data ------------------------------------------------------------------
 

@@ -95,7 +95,7 @@ def test_connect_c8y_bridges_both_ways_signing_through_the_service(
 
     done = gateway.agent("connect", "c8y")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "cryptoki: true" in done.stdout
+    assert f"key access: socket (signing service at {service.socket_path})" in done.stdout
     assert "object=device-key" in done.stdout
     assert f"via the signing service at {service.socket_path}" in done.stdout
     assert "device id: device-001" in done.stdout

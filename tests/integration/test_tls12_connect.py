@@ -224,13 +224,13 @@ def test_doctor_against_the_tls12_cloud_names_version_and_suite(
     use_key(gw, softhsm_token.generate_key("ec-p256", label="device-key"))
     done = gw.agent("doctor", "c8y")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "✓ TLS handshake and MQTT CONNACK" in done.stdout
+    assert "✓ TLS handshake as the device (no MQTT)" in done.stdout
     assert "TLS 1.2, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 over x25519" in done.stdout
 
     gw.set("c8y.tls.min_version", "1.3")
     done = gw.agent("doctor", "c8y")
     assert done.returncode == exit_code(errors.TlsVersionRefused), done.stdout + done.stderr
-    assert "✗ TLS handshake and MQTT CONNACK" in done.stdout
+    assert "✗ TLS handshake as the device (no MQTT)" in done.stdout
 
 
 # -- module mode: the software TPM -------------------------------------------------------
