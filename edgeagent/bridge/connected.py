@@ -35,10 +35,13 @@ def names(config_dir: Path) -> list[str]:
     return sorted({line.strip() for line in text.splitlines() if _NAME.match(line.strip())})
 
 
-def add(config_dir: Path, cloud: str) -> None:
+def add(config_dir: Path, cloud: str) -> bool:
+    """Add ``cloud``; True when it was not connected before."""
     current = names(config_dir)
-    if cloud not in current:
-        _write(config_dir, [*current, cloud])
+    if cloud in current:
+        return False
+    _write(config_dir, [*current, cloud])
+    return True
 
 
 def remove(config_dir: Path, cloud: str) -> None:

@@ -37,7 +37,7 @@ from edgeagent.bridge.holder import (
     how_it_runs,
     open_pid_file,
 )
-from edgeagent.errors import ServiceError
+from edgeagent.errors import BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
@@ -122,21 +122,25 @@ class BridgeService:
         """
         if self.manager == "systemd":
             # The unit's host reads the connected clouds when it starts.
-            self._remember(fatal=True)
+            added = self._remember(fatal=True)
             try:
+                # A host that has no cloud left is on its way out: let it go first.
+                self._wait_host_gone_if_idle(self.host_pid())
                 return self._start_unit() if self.host_pid() is None else self._start_in_host()
             except BaseException:
-                with contextlib.suppress(OSError):
-                    connected.remove(self.config_dir, self.cloud)
+                if added:  # else it was connected before this call: it stays so
+                    with contextlib.suppress(OSError):
+                        connected.remove(self.config_dir, self.cloud)
                 raise
         how = self._start_in_host()
         self._remember(fatal=False)
         return how
 
-    def _remember(self, *, fatal: bool) -> None:
-        """Add the cloud to the connected ones (`agent bridge host` starts them)."""
+    def _remember(self, *, fatal: bool) -> bool:
+        """Add the cloud to the connected ones (`agent bridge host` starts them);
+        True when this call added it."""
         try:
-            connected.add(self.config_dir, self.cloud)
+            return connected.add(self.config_dir, self.cloud)
         except OSError as error:
             problem = f"cannot record {self.cloud} in {connected.path(self.config_dir)}: {error}"
             if fatal:
@@ -144,6 +148,7 @@ class BridgeService:
                     problem, "run agent connect as the user that owns the configuration (root)"
                 ) from error
             log.warning("%s; `agent bridge host` will not start it", problem)
+            return False
 
     def _start_unit(self) -> str:
         """``systemctl enable --now``, then wait for the cloud's pid file (or its error)."""
@@ -155,8 +160,15 @@ class BridgeService:
                 return f"systemd unit {self.unit}, pid {pid}"
             if self.host_pid() is not None:
                 listing = control.request(self.run_dir, {"op": "list"}, STOP_TIMEOUT)
-                state = listing.get("clouds", {}).get(self.cloud, {})
-                if state.get("error"):
+                state = listing.get("clouds", {}).get(self.cloud)
+                if state is None:
+                    # The host read connected-clouds before this cloud was in it:
+                    # nobody would start it, so ask the host to.
+                    try:
+                        return self._start_in_host()
+                    except BridgeAlreadyRunning:
+                        pass  # it did start it meanwhile: its pid file says so next
+                elif state.get("error"):
                     raise control.error_of(state)
             else:
                 active = subprocess.run(
@@ -242,8 +254,51 @@ class BridgeService:
             deadline = time.monotonic() + STOP_TIMEOUT
             while self.running_pid() == pid and time.monotonic() < deadline:
                 time.sleep(0.05)
+            self._wait_host_gone_if_idle(pid)
             return True
         return self._stop_process(pid)
+
+    def _wait_host_gone_if_idle(self, host: int | None) -> None:
+        """When the host ``host`` runs no cloud any more it is exiting: wait until it has.
+
+        A start in that window would ask a host that no longer answers, or
+        (under systemd) find the unit still active and start nothing. So the
+        host's pid file must be free, its process gone and (under systemd) the
+        unit inactive. Raises ServiceError when that takes over STOP_TIMEOUT.
+        """
+        if host is None:
+            return
+        try:
+            listing = control.request(self.run_dir, {"op": "list"}, STOP_TIMEOUT)
+        except control.ControlUnavailable:
+            listing = {"clouds": {}}  # it stopped serving: it is exiting
+        except ServiceError:
+            return  # busy starting a cloud: it is not exiting
+        clouds = listing.get("clouds", {})
+        if any(state.get("running") for state in clouds.values()):
+            return  # it goes on serving the others
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while True:
+            held = self.host_pid()
+            if held is not None:
+                host = held
+            gone = held is None and (host < 0 or not process_alive(host))
+            if gone and not self._unit_active():
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"the bridge host (pid {host}) did not exit within {STOP_TIMEOUT:.0f} s "
+                    "after its last cloud stopped",
+                    f"see {self.log_hint}",
+                )
+            time.sleep(0.05)
+
+    def _unit_active(self) -> bool:
+        """Under systemd: is agent-bridge.service active (or still deactivating)?"""
+        if self.manager != "systemd":
+            return False
+        done = subprocess.run(["systemctl", "is-active", "--quiet", self.unit], check=False)
+        return done.returncode == 0
 
     def _stop_process(self, pid: int) -> bool:
         """A bridge in a process of its own (`agent bridge run`): SIGTERM it."""

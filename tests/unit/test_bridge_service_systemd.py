@@ -1,0 +1,125 @@
+"""BridgeService under systemd (faked: no systemd in CI), against a stand-in bridge host.
+
+The stand-in is a real process holding real pid file locks and serving the
+real control protocol; only `systemctl` is faked, and it reports the unit
+active exactly while the stand-in process lives.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edgeagent.bridge import connected
+from edgeagent.bridge.service import BridgeService
+
+# Holds bridge-host.pid and bridge-c8y.pid; on {"op": "stop"} releases the
+# cloud's, answers, and then (its last cloud gone) exits like the real host:
+# pid file and socket released first, the process itself EXIT_DELAY later.
+STAND_IN_HOST = textwrap.dedent(
+    """
+    import contextlib, json, socket, sys, time
+    from pathlib import Path
+    from edgeagent.bridge.pidfile import hold_pid_file
+    from edgeagent.protocol.frame import FrameStream, PeerClosed
+
+    run_dir, exit_delay = Path(sys.argv[1]), float(sys.argv[2])
+    with contextlib.ExitStack() as host:
+        host.enter_context(hold_pid_file(run_dir / "bridge-host.pid"))
+        cloud = contextlib.ExitStack()
+        cloud.enter_context(hold_pid_file(run_dir / "bridge-c8y.pid"))
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(run_dir / "bridge.sock"))
+        listener.listen(4)
+        print("ready", flush=True)
+        running = True
+        while running:
+            conn, _ = listener.accept()
+            with conn:
+                stream = FrameStream(conn, idle_timeout=5, frame_timeout=5)
+                try:
+                    request = json.loads(stream.read())
+                except PeerClosed:
+                    continue
+                if request["op"] == "stop":
+                    cloud.close()
+                    running = False
+                state = {"running": running, "since": 0}
+                stream.write(json.dumps({"ok": True, "pid": 1, "clouds": {"c8y": state}}).encode())
+        (run_dir / "bridge.sock").unlink()
+        listener.close()
+    time.sleep(exit_delay)  # interpreter teardown, the PKCS#11 module's finalizer
+    """
+)
+
+
+@dataclass(frozen=True)
+class SystemdService(BridgeService):
+    @property
+    def manager(self) -> str:  # type: ignore[override]
+        return "systemd"
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    process = subprocess.Popen(
+        [sys.executable, "-c", STAND_IN_HOST, str(run_dir), "1.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_stopping_the_host_s_last_cloud_returns_once_the_host_is_gone(
+    tmp_path: Path, host: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """H1: else a reconnect's start finds a host on its way out, and starts nothing."""
+    asked: list[list[str]] = []
+
+    def systemctl(args: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        asked.append(args)
+        inactive = args[1] == "is-active" and host.poll() is not None
+        return subprocess.CompletedProcess(args, 3 if inactive else 0, stdout="", stderr="")
+
+    monkeypatch.setattr("edgeagent.bridge.service.subprocess.run", systemctl)
+    connected.add(tmp_path, "c8y")
+    service = SystemdService("c8y", tmp_path, tmp_path / "run", tmp_path / "log")
+    assert service.running_pid() == host.pid
+    assert service.stop()
+    assert host.poll() is not None, "stop returned while the host process still ran"
+    assert ["systemctl", "disable", "agent-bridge.service"] in asked
+    assert service.host_pid() is None
+
+
+def test_a_failed_start_forgets_the_cloud_only_when_this_start_added_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """H1: a reconnect whose start fails keeps the cloud for the next boot."""
+    (tmp_path / "run").mkdir(mode=0o700)
+
+    def systemctl(args: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        failed = args[1] == "enable"
+        return subprocess.CompletedProcess(args, 1 if failed else 3, stdout="", stderr="no")
+
+    monkeypatch.setattr("edgeagent.bridge.service.subprocess.run", systemctl)
+    service = SystemdService("c8y", tmp_path, tmp_path / "run", tmp_path / "log")
+    connected.add(tmp_path, "c8y")
+    with pytest.raises(Exception, match="systemctl enable --now"):
+        service.start()
+    assert connected.names(tmp_path) == ["c8y"]
+
+    connected.remove(tmp_path, "c8y")
+    with pytest.raises(Exception, match="systemctl enable --now"):
+        service.start()
+    assert connected.names(tmp_path) == []
