@@ -7,11 +7,12 @@ active exactly while the stand-in process lives.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,12 @@ STAND_IN_HOST = textwrap.dedent(
     from edgeagent.bridge.pidfile import hold_pid_file
     from edgeagent.protocol.frame import FrameStream, PeerClosed
 
-    run_dir, exit_delay = Path(sys.argv[1]), float(sys.argv[2])
+    run_dir, exit_delay, clouds = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
     with contextlib.ExitStack() as host:
         host.enter_context(hold_pid_file(run_dir / "bridge-host.pid"))
         cloud = contextlib.ExitStack()
-        cloud.enter_context(hold_pid_file(run_dir / "bridge-c8y.pid"))
+        for name in clouds:
+            cloud.enter_context(hold_pid_file(run_dir / f"bridge-{name}.pid"))
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(run_dir / "bridge.sock"))
         listener.listen(4)
@@ -50,8 +52,8 @@ STAND_IN_HOST = textwrap.dedent(
                 if request["op"] == "stop":
                     cloud.close()
                     running = False
-                state = {"running": running, "since": 0}
-                stream.write(json.dumps({"ok": True, "pid": 1, "clouds": {"c8y": state}}).encode())
+                state = {name: {"running": running, "since": 0} for name in clouds}
+                stream.write(json.dumps({"ok": True, "pid": 1, "clouds": state}).encode())
         (run_dir / "bridge.sock").unlink()
         listener.close()
     time.sleep(exit_delay)  # interpreter teardown, the PKCS#11 module's finalizer
@@ -66,19 +68,26 @@ class SystemdService(BridgeService):
         return "systemd"
 
 
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    run_dir = tmp_path / "run"
-    run_dir.mkdir(mode=0o700)
+@contextlib.contextmanager
+def stand_in_host(run_dir: Path, *clouds: str) -> Iterator[subprocess.Popen[str]]:
+    run_dir.mkdir(mode=0o700, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-c", STAND_IN_HOST, str(run_dir), "1.5"],
+        [sys.executable, "-c", STAND_IN_HOST, str(run_dir), "1.5", *clouds],
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None and process.stdout.readline() == "ready\n"
-    yield process
-    process.kill()
-    process.wait()
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    with stand_in_host(tmp_path / "run", "c8y") as process:
+        yield process
 
 
 def test_stopping_the_host_s_last_cloud_returns_once_the_host_is_gone(
@@ -123,3 +132,29 @@ def test_a_failed_start_forgets_the_cloud_only_when_this_start_added_it(
     with pytest.raises(Exception, match="systemctl enable --now"):
         service.start()
     assert connected.names(tmp_path) == []
+
+
+@dataclass(frozen=True)
+class AskingService(SystemdService):
+    """Records the start requests it would send to the host (`agent bridge run --host`)."""
+
+    asked: list[str] = field(default_factory=list)
+
+    def _start_in_host(self) -> str:
+        self.asked.append(self.cloud)
+        return "in the host"
+
+
+def test_a_host_that_never_read_this_cloud_is_asked_to_start_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M2: the unit's host read connected-clouds before this cloud was added to it."""
+    monkeypatch.setattr("edgeagent.bridge.service.START_TIMEOUT", 3.0)
+    monkeypatch.setattr(
+        "edgeagent.bridge.service.subprocess.run",
+        lambda args, **_: subprocess.CompletedProcess(args, 0, stdout="", stderr=""),
+    )
+    service = AskingService("az", tmp_path, tmp_path / "run", tmp_path / "log")
+    with stand_in_host(tmp_path / "run", "c8y"):
+        assert service._start_unit() == "in the host"
+    assert service.asked == ["az"]
