@@ -13,9 +13,11 @@ after a reboot). It holds names only, no secret: written atomically, mode 0644
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 FILE_NAME = "connected-clouds"
@@ -37,17 +39,32 @@ def names(config_dir: Path) -> list[str]:
 
 def add(config_dir: Path, cloud: str) -> bool:
     """Add ``cloud``; True when it was not connected before."""
-    current = names(config_dir)
-    if cloud in current:
-        return False
-    _write(config_dir, [*current, cloud])
-    return True
+    with _locked(config_dir):
+        current = names(config_dir)
+        if cloud in current:
+            return False
+        _write(config_dir, [*current, cloud])
+        return True
 
 
 def remove(config_dir: Path, cloud: str) -> None:
-    current = names(config_dir)
-    if cloud in current:
-        _write(config_dir, [name for name in current if name != cloud])
+    with _locked(config_dir):
+        current = names(config_dir)
+        if cloud in current:
+            _write(config_dir, [name for name in current if name != cloud])
+
+
+@contextlib.contextmanager
+def _locked(config_dir: Path) -> Iterator[None]:
+    """An exclusive flock on the config directory itself around read, modify and
+    replace: two concurrent `agent connect`s never lose each other's cloud. (The
+    file is replaced by rename, so a lock on it would be on an inode left behind.)"""
+    fd = os.open(config_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write(config_dir: Path, clouds: list[str]) -> None:

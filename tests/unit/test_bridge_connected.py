@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,21 @@ def test_lines_that_are_not_cloud_names_are_ignored(tmp_path: Path) -> None:
     assert connected.names(tmp_path) == ["az", "c8y"]
     with pytest.raises(ValueError, match="not cloud names"):
         connected.add(tmp_path, "../x")
+
+
+def test_concurrent_adds_lose_no_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `agent connect`s at once: both read the file before either replaced it."""
+    read = connected.names
+
+    def slow_names(config_dir: Path) -> list[str]:
+        found = read(config_dir)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(connected, "names", slow_names)
+    adds = [threading.Thread(target=connected.add, args=(tmp_path, name)) for name in ("c8y", "az")]
+    for thread in adds:
+        thread.start()
+    for thread in adds:
+        thread.join()
+    assert read(tmp_path) == ["az", "c8y"]
