@@ -36,7 +36,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from edgeagent.bridge import control
+from edgeagent.bridge import control, timeouts
 from edgeagent.bridge.holder import HOST_PID_FILE
 from edgeagent.bridge.logs import log_to_files, thread_name
 from edgeagent.bridge.pidfile import hold_pid_file
@@ -47,11 +47,6 @@ from edgeagent.protocol.frame import FrameError, FrameStream, PeerClosed
 
 log = logging.getLogger("edgeagent.bridge")
 
-START_TIMEOUT = 25.0
-"""A cloud's start (certificate, key, login, TLS context) must be done in this time."""
-STOP_TIMEOUT = 12.0
-JOIN_TIMEOUT = 10.0
-"""How long a start keeps trying while a host is between starting and serving, or exiting."""
 POLL = 0.2
 
 ExitCodeFor = Callable[[AgentError], int]
@@ -84,7 +79,7 @@ class CloudRun:
     def running(self) -> bool:
         return self.thread.is_alive() and self.error is None
 
-    def start(self, timeout: float = START_TIMEOUT) -> AgentError | None:
+    def start(self, timeout: float = timeouts.CLOUD_START) -> AgentError | None:
         """Start the thread; the start's error, or None once the bridge runs."""
         self.thread.start()
         if not self.ready.wait(timeout):
@@ -136,27 +131,48 @@ def run_foreground(plan: BridgePlan, pid_file: Path, stop: threading.Event) -> A
     while run.thread.is_alive() and not stop.wait(POLL):
         pass
     run.stop.set()
-    run.thread.join(STOP_TIMEOUT)
+    run.thread.join(timeouts.CLOUD_STOP)
     return run.error
 
 
 class BridgeHost:
-    """The clouds of the host process, by name; driven by ``serve``'s one thread."""
+    """The clouds of the host process, by name.
+
+    ``serve`` answers each control connection in a thread of its own, so a
+    request never waits behind another cloud's slow start; a per-cloud lock
+    keeps one cloud's start and stop in order.
+    """
 
     def __init__(self, run_dir: Path, log_dir: Path | None, exit_code_for: ExitCodeFor) -> None:
         self.run_dir = run_dir
         self.log_dir = log_dir
         self.exit_code_for = exit_code_for
         self.clouds: dict[str, CloudRun] = {}
+        self._lock = threading.Lock()
+        """Guards ``clouds``, ``_cloud_locks`` and ``_in_flight``."""
+        self._cloud_locks: dict[str, threading.Lock] = {}
+        self._in_flight = 0
+
+    def _cloud_lock(self, cloud: str) -> threading.Lock:
+        with self._lock:
+            return self._cloud_locks.setdefault(cloud, threading.Lock())
+
+    def _runs(self) -> list[CloudRun]:
+        with self._lock:
+            return list(self.clouds.values())
 
     def _error(self, error: AgentError) -> dict[str, Any]:
         return control.error_reply(error, self.exit_code_for(error))
 
     @property
     def running(self) -> list[str]:
-        return [name for name, run in self.clouds.items() if run.running]
+        return [run.cloud for run in self._runs() if run.running]
 
     def start(self, plan: BridgePlan) -> dict[str, Any]:
+        with self._cloud_lock(plan.cloud):
+            return self._start(plan)
+
+    def _start(self, plan: BridgePlan) -> dict[str, Any]:
         current = self.clouds.get(plan.cloud)
         if current is not None and current.thread.is_alive():
             return self._error(
@@ -168,22 +184,27 @@ class BridgeHost:
             )
         output = None if self.log_dir is None else self.log_dir / f"bridge-{plan.cloud}.log"
         run = CloudRun(plan, pid_file_for(self.run_dir, plan.cloud), output)
-        self.clouds[plan.cloud] = run
+        with self._lock:
+            self.clouds[plan.cloud] = run
         error = run.start()
         if error is not None:
             return self._error(error)
         return control.ok_reply(pid=os.getpid(), cloud=plan.cloud)
 
     def stop(self, cloud: str) -> dict[str, Any]:
+        with self._cloud_lock(cloud):
+            return self._stop(cloud)
+
+    def _stop(self, cloud: str) -> dict[str, Any]:
         run = self.clouds.get(cloud)
         if run is None or not run.thread.is_alive():
             return self._error(ServiceError(f"the bridge host does not run {cloud}"))
         run.stop.set()
-        run.thread.join(STOP_TIMEOUT)
+        run.thread.join(timeouts.CLOUD_STOP)
         if run.thread.is_alive():
             return self._error(
                 ServiceError(
-                    f"the {cloud} bridge did not stop within {STOP_TIMEOUT:.0f} s",
+                    f"the {cloud} bridge did not stop within {timeouts.CLOUD_STOP:.0f} s",
                     f"see the {cloud} bridge's log",
                 )
             )
@@ -191,15 +212,16 @@ class BridgeHost:
 
     def list(self) -> dict[str, Any]:
         return control.ok_reply(
-            pid=os.getpid(), clouds={name: run.describe() for name, run in self.clouds.items()}
+            pid=os.getpid(), clouds={run.cloud: run.describe() for run in self._runs()}
         )
 
     def stop_all(self) -> None:
-        for run in self.clouds.values():
+        for run in self._runs():
             run.stop.set()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for run in self.clouds.values():
-            run.thread.join(max(0.0, deadline - time.monotonic()))
+        deadline = time.monotonic() + timeouts.CLOUD_STOP
+        for run in self._runs():
+            if run.thread.ident is not None:
+                run.thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the control socket -------------------------------------------------------------
 
@@ -207,15 +229,32 @@ class BridgeHost:
         """Answer requests until ``stop`` is set or no cloud runs any more."""
         listener.settimeout(POLL)
         try:
-            while not stop.is_set() and any(r.thread.is_alive() for r in self.clouds.values()):
+            while not stop.is_set() and self._serving():
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
                     continue
-                with conn:
-                    self.handle(conn)
+                with self._lock:
+                    self._in_flight += 1
+                threading.Thread(
+                    target=self._handle_and_close, args=(conn,), name="control", daemon=True
+                ).start()
         finally:
             self.stop_all()
+
+    def _serving(self) -> bool:
+        """A cloud runs, or a request (maybe a start) is being answered."""
+        with self._lock:
+            busy = self._in_flight > 0
+        return busy or any(run.thread.is_alive() for run in self._runs())
+
+    def _handle_and_close(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                self.handle(conn)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def handle(self, conn: socket.socket) -> None:
         """One request, one reply; nothing a peer sends ends the host."""
@@ -309,14 +348,19 @@ def start_in_host(
     ``may_host`` False (under systemd, where the unit is the host): only ask.
     Once this process is the host it logs to ``log_dir`` (None: stderr).
     """
-    deadline = time.monotonic() + JOIN_TIMEOUT
+    deadline = time.monotonic() + timeouts.JOIN
     while True:
         try:
             reply = control.request(
-                run_dir, {"op": "start", "plan": json.loads(plan.to_json())}, START_TIMEOUT + 5
+                run_dir, {"op": "start", "plan": json.loads(plan.to_json())}, timeouts.CONTROL_START
             )
         except control.ControlUnavailable:
             pass
+        except ServiceError:
+            # No answer in time: this command reports a failure, so the host
+            # must not go on to start the cloud after all.
+            _withdraw(run_dir, plan.cloud)
+            raise
         else:
             report(reply)
             return 0 if reply["ok"] else int(reply.get("exit_code", 80))
@@ -338,6 +382,14 @@ def start_in_host(
         time.sleep(0.05)
 
 
+def _withdraw(run_dir: Path, cloud: str) -> None:
+    """Ask the host to stop ``cloud`` whose start this command gave up on (best effort)."""
+    try:
+        control.request(run_dir, {"op": "stop", "cloud": cloud}, timeouts.CONTROL_STOP)
+    except AgentError as error:
+        log.warning("could not withdraw the start of %s: %s", cloud, error)
+
+
 def _be_host(
     plan: BridgePlan,
     run_dir: Path,
@@ -350,7 +402,10 @@ def _be_host(
     log.info("bridge host started (pid %d)", os.getpid())
     with control_socket(run_dir) as listener:
         reply = host.start(plan)
-        report(reply)
+        try:
+            report(reply)
+        except OSError as error:  # the starting command gave up: the cloud runs on
+            log.warning("could not report the start of %s: %s", plan.cloud, error)
         if not reply["ok"]:
             return int(reply["exit_code"])
         host.serve(listener, stop)

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeagent.bridge import connected, control
+from edgeagent.bridge import connected, control, timeouts
 from edgeagent.bridge.holder import (
     HOST_PID_FILE,
     check_bridge_holder,
@@ -41,8 +41,6 @@ from edgeagent.errors import BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 UNIT = "agent-bridge.service"
 """The bridge host under systemd (packaging/agent-bridge.service)."""
 
@@ -154,12 +152,12 @@ class BridgeService:
         """``systemctl enable --now``, then wait for the cloud's pid file (or its error)."""
         _systemctl("enable", "--now", self.unit)
         started = time.monotonic()
-        while time.monotonic() - started < START_TIMEOUT:
+        while time.monotonic() - started < timeouts.RUN_START:
             pid = self.running_pid()
             if pid is not None:
                 return f"systemd unit {self.unit}, pid {pid}"
             if self.host_pid() is not None:
-                listing = control.request(self.run_dir, {"op": "list"}, STOP_TIMEOUT)
+                listing = control.request(self.run_dir, {"op": "list"}, timeouts.CONTROL_STOP)
                 state = listing.get("clouds", {}).get(self.cloud)
                 if state is None:
                     # The host read connected-clouds before this cloud was in it:
@@ -181,7 +179,7 @@ class BridgeService:
                     )
             time.sleep(0.1)
         raise ServiceError(
-            f"{self.unit} did not start {self.cloud} within {START_TIMEOUT:.0f} s",
+            f"{self.unit} did not start {self.cloud} within {timeouts.RUN_START:.0f} s",
             f"see journalctl -u {self.unit}",
         )
 
@@ -214,10 +212,11 @@ class BridgeService:
         )
         # The runtime lets go of both pipes once it has answered (or exits);
         # the host itself runs on (communicate() would wait for its end).
-        out, err = _read_until_closed(child, START_TIMEOUT)
+        out, err = _read_until_closed(child, timeouts.RUN_START)
         if out is None:
             raise ServiceError(
-                f"the bridge did not start within {START_TIMEOUT:.0f} s", f"see {self.log_hint}"
+                f"the bridge did not start within {timeouts.RUN_START:.0f} s",
+                f"see {self.log_hint}",
             )
         reply = _last_json_line(out)
         if reply is None:
@@ -249,9 +248,11 @@ class BridgeService:
         if pid > 0 and pid == self.host_pid():
             # Only this cloud's thread stops; the host answers once it has.
             control.raise_for(
-                control.request(self.run_dir, {"op": "stop", "cloud": self.cloud}, STOP_TIMEOUT)
+                control.request(
+                    self.run_dir, {"op": "stop", "cloud": self.cloud}, timeouts.CONTROL_STOP
+                )
             )
-            deadline = time.monotonic() + STOP_TIMEOUT
+            deadline = time.monotonic() + timeouts.CONTROL_STOP
             while self.running_pid() == pid and time.monotonic() < deadline:
                 time.sleep(0.05)
             self._wait_host_gone_if_idle(pid)
@@ -264,12 +265,12 @@ class BridgeService:
         A start in that window would ask a host that no longer answers, or
         (under systemd) find the unit still active and start nothing. So the
         host's pid file must be free, its process gone and (under systemd) the
-        unit inactive. Raises ServiceError when that takes over STOP_TIMEOUT.
+        unit inactive. Raises ServiceError when that takes over CONTROL_STOP.
         """
         if host is None:
             return
         try:
-            listing = control.request(self.run_dir, {"op": "list"}, STOP_TIMEOUT)
+            listing = control.request(self.run_dir, {"op": "list"}, timeouts.CONTROL_STOP)
         except control.ControlUnavailable:
             listing = {"clouds": {}}  # it stopped serving: it is exiting
         except ServiceError:
@@ -277,7 +278,7 @@ class BridgeService:
         clouds = listing.get("clouds", {})
         if any(state.get("running") for state in clouds.values()):
             return  # it goes on serving the others
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + timeouts.CONTROL_STOP
         while True:
             held = self.host_pid()
             if held is not None:
@@ -287,8 +288,8 @@ class BridgeService:
                 return
             if time.monotonic() > deadline:
                 raise ServiceError(
-                    f"the bridge host (pid {host}) did not exit within {STOP_TIMEOUT:.0f} s "
-                    "after its last cloud stopped",
+                    f"the bridge host (pid {host}) did not exit within "
+                    f"{timeouts.CONTROL_STOP:.0f} s after its last cloud stopped",
                     f"see {self.log_hint}",
                 )
             time.sleep(0.05)
@@ -308,7 +309,7 @@ class BridgeService:
                 os.kill(pid, signal.SIGTERM)
         # The bridge releases its pid file just before it exits: wait for the
         # process itself, so "disconnected" means the old bridge is gone.
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + timeouts.CONTROL_STOP
         while self.running_pid() is not None or (pid > 0 and process_alive(pid)):
             if time.monotonic() > deadline:
                 if pid > 0:

@@ -20,6 +20,7 @@ configuration layer nor paho.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         # Logs go to stderr (the caller) until this process is the host; the
         # detached host's stdio is a pipe to `agent connect`, never the journal.
         log_to_stream(sys.stderr)
-        log_dir = args.log_dir
+        # With --join (systemd: the unit is the host) this process only asks and
+        # exits: it never writes into the unit user's log directory.
+        log_dir = None if args.join else args.log_dir
         return start_in_host(
             plan,
             args.host,
@@ -83,11 +86,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(reply: dict[str, Any], log_dir: Path | None) -> None:
-    """The start's reply on stdout; then stdio is no longer the caller's."""
-    sys.stdout.write(json.dumps(reply) + "\n")
-    sys.stdout.flush()
-    if log_dir is None:
-        return
+    """The start's reply on stdout; then stdio is no longer the caller's.
+
+    Raises OSError when the caller is gone (it gave up waiting); stdio is
+    let go all the same, so the host never writes to a closed pipe again.
+    """
+    try:
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    finally:
+        if log_dir is not None:
+            _let_go_of_stdio(log_dir)
+
+
+def _let_go_of_stdio(log_dir: Path) -> None:
     from edgeagent.safe_files import open_no_follow
 
     null = os.open(os.devnull, os.O_RDWR)
@@ -96,7 +108,8 @@ def _report(reply: dict[str, Any], log_dir: Path | None) -> None:
     host_log = open_no_follow(
         log_dir / "bridge-host.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640
     )
-    sys.stderr.flush()
+    with contextlib.suppress(OSError):  # the caller's pipe, maybe closed
+        sys.stderr.flush()
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.dup2(host_log, 2)

@@ -149,7 +149,7 @@ def test_a_host_that_never_read_this_cloud_is_asked_to_start_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """M2: the unit's host read connected-clouds before this cloud was added to it."""
-    monkeypatch.setattr("edgeagent.bridge.service.START_TIMEOUT", 3.0)
+    monkeypatch.setattr("edgeagent.bridge.timeouts.RUN_START", 3.0)
     monkeypatch.setattr(
         "edgeagent.bridge.service.subprocess.run",
         lambda args, **_: subprocess.CompletedProcess(args, 0, stdout="", stderr=""),
