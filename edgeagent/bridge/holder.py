@@ -18,8 +18,14 @@ from pathlib import Path
 from edgeagent.errors import BridgeAlreadyRunning, ServiceError
 
 RUNTIME_MODULE = "edgeagent.cli.bridge_runtime"
+"""The lean runtime `agent bridge run` and `agent bridge host` exec into (bridge/runtime.py)."""
 HOST_PID_FILE = "bridge-host.pid"
 """In ``run.path``: held by the bridge host (one process serving every connected cloud)."""
+
+
+def pid_file_for(run_dir: Path, cloud: str) -> Path:
+    """``run.path/bridge-<cloud>.pid``: held by whatever runs the cloud's bridge."""
+    return run_dir / f"bridge-{cloud}.pid"
 
 
 def cloud_of_pid_file(path: Path) -> str | None:

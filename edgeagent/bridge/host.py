@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.bridge import control, timeouts
-from edgeagent.bridge.holder import HOST_PID_FILE
-from edgeagent.bridge.logs import log_to_files, thread_name
+from edgeagent.bridge.holder import HOST_PID_FILE, pid_file_for
+from edgeagent.bridge.logs import log_file_for, log_to_files, thread_name
 from edgeagent.bridge.pidfile import hold_pid_file
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.runtime import prepare
@@ -51,10 +51,6 @@ POLL = 0.2
 
 ExitCodeFor = Callable[[AgentError], int]
 Report = Callable[[dict[str, Any]], None]
-
-
-def pid_file_for(run_dir: Path, cloud: str) -> Path:
-    return run_dir / f"bridge-{cloud}.pid"
 
 
 class CloudRun:
@@ -182,7 +178,7 @@ class BridgeHost:
                     f"leave it running, or stop it first: agent disconnect {plan.cloud}",
                 )
             )
-        output = None if self.log_dir is None else self.log_dir / f"bridge-{plan.cloud}.log"
+        output = None if self.log_dir is None else log_file_for(self.log_dir, plan.cloud)
         run = CloudRun(plan, pid_file_for(self.run_dir, plan.cloud), output)
         with self._lock:
             self.clouds[plan.cloud] = run

@@ -43,6 +43,11 @@ FORMAT = "%(asctime)s %(levelname)s %(cloud)s: %(message)s"
 _THREAD_PREFIXES = ("bridge-", "cert-check-")
 
 
+def log_file_for(log_dir: Path, cloud: str) -> Path:
+    """``logs.path/bridge-<cloud>.log`` (``HOST``: the host's own records)."""
+    return log_dir / f"bridge-{cloud}.log"
+
+
 def thread_name(cloud: str) -> str:
     """The name of the thread that runs ``cloud``'s bridge."""
     return f"bridge-{cloud}"
@@ -122,7 +127,7 @@ class CloudFiles(logging.Handler):
         self.addFilter(_AddCloud())
 
     def path_for(self, cloud: str) -> Path:
-        return self.log_dir / f"bridge-{cloud}.log"
+        return log_file_for(self.log_dir, cloud)
 
     def emit(self, record: logging.LogRecord) -> None:
         cloud = getattr(record, "cloud", HOST)

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from edgeagent.bridge.bridge import Bridge
 from edgeagent.bridge.cert_check import DailyCertCheck
+from edgeagent.bridge.holder import RUNTIME_MODULE
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.bridge.status_file import StatusFile
@@ -30,8 +31,6 @@ from edgeagent.tls.client import TlsClientContext
 from edgeagent.tls.verify import load_trust_anchors
 
 log = logging.getLogger("edgeagent.bridge")
-
-RUNTIME_MODULE = "edgeagent.cli.bridge_runtime"
 
 
 def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
@@ -133,15 +132,6 @@ def prepare(plan: BridgePlan, cert_check_output: Path | None = None) -> Prepared
         plan.cloud_port,
     )
     return PreparedBridge(plan, bridge, signer, cert_check_output)
-
-
-def run_plan(plan: BridgePlan, stop: threading.Event) -> None:
-    """Prepare and run ``plan``'s bridge in this thread until ``stop`` is set."""
-    prepared = prepare(plan)
-    try:
-        prepared.run(stop)
-    finally:
-        prepared.close()
 
 
 def _status_file(

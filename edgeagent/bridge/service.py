@@ -36,7 +36,9 @@ from edgeagent.bridge.holder import (
     check_bridge_holder,
     how_it_runs,
     open_pid_file,
+    pid_file_for,
 )
+from edgeagent.bridge.logs import log_file_for
 from edgeagent.errors import BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
@@ -67,11 +69,11 @@ class BridgeService:
 
     @property
     def pid_file(self) -> Path:
-        return self.run_dir / f"bridge-{self.cloud}.pid"
+        return pid_file_for(self.run_dir, self.cloud)
 
     @property
     def log_file(self) -> Path:
-        return self.log_dir / f"bridge-{self.cloud}.log"
+        return log_file_for(self.log_dir, self.cloud)
 
     @property
     def log_hint(self) -> str:

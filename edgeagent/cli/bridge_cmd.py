@@ -46,6 +46,7 @@ def _host(args: argparse.Namespace) -> int:
 
     from edgeagent.bridge import connected
     from edgeagent.bridge.runtime import exec_host_foreground
+    from edgeagent.cli.exit_codes import exit_code_for
     from edgeagent.clouds.connect import bridge_plan
     from edgeagent.config import load_config
     from edgeagent.errors import AgentError
@@ -55,12 +56,18 @@ def _host(args: argparse.Namespace) -> int:
     config_dir = config_dir_from(args)
     config = load_config(config_dir)
     plans = []
+    failures: list[AgentError] = []
     for cloud in connected.names(config_dir):
         # One cloud's broken configuration never keeps the others offline.
         try:
             plans.append(bridge_plan(config_dir, cloud))
         except AgentError as error:
             print(f"error: {cloud} not started: {error}", file=sys.stderr)
+            failures.append(error)
+    if failures and not plans:
+        # Connected clouds, none of which can start: a failure (systemd shows
+        # it and RestartPreventExitStatus= applies), never a clean exit.
+        return exit_code_for(failures[0])
     exec_host_foreground(plans, config.run.path)
 
 

@@ -392,3 +392,16 @@ def test_a_start_that_fails_before_the_host_says_this_start_s_error(gateway: Gat
     assert not message.startswith("the bridge could not start: error:")
     assert "an error of an earlier run" not in service.log_tail()
     assert not (gw.run_dir / "bridge-c8y.pid").exists()
+
+
+def test_bridge_host_fails_when_no_connected_cloud_can_start(gateway: Gateway) -> None:
+    """M4: a missing certificate at boot is a failed unit, not "inactive (dead)" with 0."""
+    gw = gateway
+    gw.set("device.cryptoki.mode", "off")
+    gw.set("device.key_path", str(gw.root / "missing.key"))
+    gw.set("device.cert_path", str(gw.root / "missing.pem"))
+    (gw.config_dir / "connected-clouds").write_text("c8y\n")
+    done = gw.agent("bridge", "host", timeout=60)
+    assert "c8y not started" in done.stderr and "missing.pem" in done.stderr, done.stderr
+    assert done.returncode not in (0, None), done.stderr
+    assert not (gw.run_dir / "bridge-host.pid").exists()
