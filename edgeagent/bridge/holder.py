@@ -73,6 +73,13 @@ def open_pid_file(path: Path) -> int | None:
         return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except PermissionError as error:
+        # Not ours to read (0600, another user's): a permission problem, and
+        # the bridge may well be alive; never advise removing its pid file.
+        raise ServiceError(
+            f"cannot read the pid file {path}: {error.strerror}",
+            f"run this as the bridge's user or root, or check {path}'s mode (0644)",
+        ) from error
     except OSError as error:
         raise ServiceError(
             f"cannot open the pid file {path}: {error.strerror} "

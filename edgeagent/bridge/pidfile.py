@@ -47,6 +47,9 @@ def hold_pid_file(path: Path) -> Iterator[None]:
     else:
         raise ServiceError(f"could not claim {path}: it keeps being replaced")
     with handle:
+        # It holds only a pid: readable by all (`agent status` as a monitoring
+        # user), whatever the umask (systemd's UMask=0077 made it 0600).
+        os.fchmod(handle.fileno(), 0o644)
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
