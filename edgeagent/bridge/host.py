@@ -148,6 +148,8 @@ class BridgeHost:
         """Guards ``clouds``, ``_cloud_locks`` and ``_in_flight``."""
         self._cloud_locks: dict[str, threading.Lock] = {}
         self._in_flight = 0
+        self._retry: dict[str, BridgePlan] = {}
+        """Clouds whose start failed for a reason that may pass (serve_in_foreground)."""
 
     def _cloud_lock(self, cloud: str) -> threading.Lock:
         with self._lock:
@@ -189,7 +191,33 @@ class BridgeHost:
 
     def stop(self, cloud: str) -> dict[str, Any]:
         with self._cloud_lock(cloud):
-            return self._stop(cloud)
+            with self._lock:
+                withdrawn = self._retry.pop(cloud, None) is not None
+            reply = self._stop(cloud)
+            if withdrawn and not reply["ok"]:  # it was only waiting for a retry
+                return control.ok_reply(pid=os.getpid(), cloud=cloud)
+            return reply
+
+    def retry_later(self, plan: BridgePlan) -> None:
+        with self._lock:
+            self._retry[plan.cloud] = plan
+
+    def retrying(self) -> list[str]:
+        with self._lock:
+            return sorted(self._retry)
+
+    def retry(self, cloud: str, never_retry: frozenset[int]) -> dict[str, Any] | None:
+        """Start ``cloud`` again if it still waits for a retry (None: it does not);
+        it keeps waiting when the start fails again for a reason that may pass."""
+        with self._cloud_lock(cloud):
+            with self._lock:
+                plan = self._retry.pop(cloud, None)
+            if plan is None:
+                return None
+            reply = self._start(plan)
+            if not reply["ok"] and int(reply["exit_code"]) not in never_retry:
+                self.retry_later(plan)
+            return reply
 
     def _stop(self, cloud: str) -> dict[str, Any]:
         run = self.clouds.get(cloud)
@@ -241,7 +269,7 @@ class BridgeHost:
     def _serving(self) -> bool:
         """A cloud runs, or a request (maybe a start) is being answered."""
         with self._lock:
-            busy = self._in_flight > 0
+            busy = self._in_flight > 0 or bool(self._retry)
         return busy or any(run.thread.is_alive() for run in self._runs())
 
     def _handle_and_close(self, conn: socket.socket) -> None:
@@ -410,20 +438,28 @@ def _be_host(
 
 
 def serve_in_foreground(
-    plans: list[BridgePlan], run_dir: Path, stop: threading.Event, exit_code_for: ExitCodeFor
+    plans: list[BridgePlan],
+    run_dir: Path,
+    stop: threading.Event,
+    exit_code_for: ExitCodeFor,
+    never_retry: frozenset[int] = frozenset(),
 ) -> int:
     """The host with ``plans``' clouds, until ``stop`` or its last cloud stops.
 
-    A cloud that fails to start is logged and left stopped (a wrong PIN is
-    never retried) while the others run; when none starts, the exit code is
-    the first failure's, so systemd's RestartPreventExitStatus= applies.
+    A cloud that fails to start is logged; while the others run it is
+    started again with back-off, unless its exit code is in ``never_retry``
+    (a wrong PIN: never retried), and `agent disconnect` withdraws it. When
+    none starts, the exit code is the first failure's, so systemd restarts
+    the host or not (RestartPreventExitStatus=).
     """
     with hold_pid_file(run_dir / HOST_PID_FILE), control_socket(run_dir) as listener:
         host = BridgeHost(run_dir, None, exit_code_for)
         log.info("bridge host started (pid %d) for %s", os.getpid(), _names(plans))
         failures: list[dict[str, Any]] = []
+        replies: list[dict[str, Any]] = []
         for plan in plans:
             reply = host.start(plan)
+            replies.append(reply)
             if not reply["ok"]:
                 failures.append(reply)
                 log.error(
@@ -432,9 +468,33 @@ def serve_in_foreground(
         if not host.running:
             log.info("bridge host stopped: no cloud running")
             return int(failures[0]["exit_code"]) if failures else 0
+        for plan, reply in zip(plans, replies, strict=True):
+            if not reply["ok"] and int(reply["exit_code"]) not in never_retry:
+                host.retry_later(plan)
+        retries = threading.Thread(
+            target=_retry_failed, args=(host, stop, never_retry), name="retry", daemon=True
+        )
+        retries.start()
         host.serve(listener, stop)
     log.info("bridge host stopped")
     return 0
+
+
+def _retry_failed(host: BridgeHost, stop: threading.Event, never_retry: frozenset[int]) -> None:
+    """Start the clouds that wait for a retry again, backing off, until none waits."""
+    delay = timeouts.RETRY_FIRST
+    while host.retrying() and not stop.wait(delay):
+        for cloud in host.retrying():
+            reply = host.retry(cloud, never_retry)
+            if reply is None:
+                continue
+            if reply["ok"]:
+                log.info("%s started on a retry", cloud)
+            elif cloud in host.retrying():
+                log.warning("%s still not started: %s (retrying)", cloud, reply["message"])
+            else:
+                log.error("%s not started: %s (fix: %s)", cloud, reply["message"], reply["fix"])
+        delay = min(delay * 2, timeouts.RETRY_MAX)
 
 
 def _names(plans: list[BridgePlan]) -> str:

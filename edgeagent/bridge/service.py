@@ -39,7 +39,7 @@ from edgeagent.bridge.holder import (
     pid_file_for,
 )
 from edgeagent.bridge.logs import log_file_for
-from edgeagent.errors import BridgeAlreadyRunning, ServiceError
+from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
 DEFAULT_CONFIG_DIR = Path("/etc/agent")
@@ -246,6 +246,7 @@ class BridgeService:
             _systemctl("disable", self.unit)
         pid = self.running_pid()
         if pid is None:
+            self._withdraw_retry()
             return False
         if pid > 0 and pid == self.host_pid():
             # Only this cloud's thread stops; the host answers once it has.
@@ -260,6 +261,15 @@ class BridgeService:
             self._wait_host_gone_if_idle(pid)
             return True
         return self._stop_process(pid)
+
+    def _withdraw_retry(self) -> None:
+        """The host may be waiting to start this cloud again (its start failed
+        for a reason that may pass): tell it not to."""
+        if self.host_pid() is None:
+            return
+        with contextlib.suppress(AgentError):
+            request = {"op": "stop", "cloud": self.cloud}
+            control.request(self.run_dir, request, timeouts.CONTROL_STOP)
 
     def _wait_host_gone_if_idle(self, host: int | None) -> None:
         """When the host ``host`` runs no cloud any more it is exiting: wait until it has.

@@ -28,3 +28,8 @@ INTERPRETER = 10.0
 RUN_START = JOIN + CONTROL_START + INTERPRETER
 CLOUD_STOP = 12.0
 CONTROL_STOP = CLOUD_STOP + 3.0
+RETRY_FIRST = 5.0
+"""The host retries a cloud whose start failed for a reason that may pass (a
+signing service restarting, a USB token not yet there) after this, then
+twice as long each time, up to RETRY_MAX (as systemd's RestartSec=5 did)."""
+RETRY_MAX = 300.0

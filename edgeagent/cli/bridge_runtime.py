@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from edgeagent.bridge.logs import log_to_stream
     from edgeagent.bridge.runtime import read_plan, read_plans
-    from edgeagent.cli.exit_codes import exit_code_for
+    from edgeagent.cli.exit_codes import NEVER_RETRY, exit_code_for
     from edgeagent.lean_exec import keep_secrets_out_of_dumps, stop_on_signals
 
     keep_secrets_out_of_dumps()  # before the payload, which holds the PIN
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             from edgeagent.bridge.host import serve_in_foreground
 
             log_to_stream(sys.stderr)
-            return serve_in_foreground(read_plans(args.payload_fd), args.serve, stop, exit_code_for)
+            return serve_in_foreground(
+                read_plans(args.payload_fd), args.serve, stop, exit_code_for, NEVER_RETRY
+            )
         plan = read_plan(args.payload_fd)
         if args.host is None:
             from edgeagent.bridge.host import run_foreground

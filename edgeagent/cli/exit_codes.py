@@ -78,6 +78,33 @@ ABSTRACT = (
 )
 
 
+def _code(cls: type[errors.AgentError]) -> int:
+    return dict(EXIT_CODES)[cls]
+
+
+NEVER_RETRY = frozenset(
+    {
+        USAGE,
+        *(code for cls, code in EXIT_CODES if issubclass(cls, errors.ConfigError)),
+        *map(
+            _code,
+            (
+                errors.ModuleLoadError,
+                errors.PinIncorrect,  # retried, it locks the token out
+                errors.PinLocked,
+                errors.UnsupportedKeyType,
+                errors.InvalidKeyUri,
+                errors.CertificateKeyMismatch,
+                errors.BridgeAlreadyRunning,
+            ),
+        ),
+    }
+)
+"""Exit codes a retry cannot fix (packaging/agent-bridge.service's
+RestartPreventExitStatus=, which a test keeps equal): the bridge host never
+retries a cloud whose start failed with one of them."""
+
+
 def exit_code_for(error: errors.AgentError) -> int:
     """The exit code for an error: its most specific entry in the table."""
     for cls, code in EXIT_CODES:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent import errors
-from edgeagent.cli.exit_codes import EXIT_CODES, USAGE
+from edgeagent.cli.exit_codes import EXIT_CODES, NEVER_RETRY, USAGE
 from tests.support.systemd_units import (
     PACKAGING,
     SHIPPED_AGENT,
@@ -103,6 +103,8 @@ def test_unit_never_restarts_after_a_wrong_pin_or_a_config_error() -> None:
     }
     [listed] = unit_settings(UNIT)["RestartPreventExitStatus"]
     assert {int(code) for code in listed.split()} == must_not_retry
+    # The bridge host retries a cloud inside it by the same rule.
+    assert must_not_retry == NEVER_RETRY
     # ... while what may come back by itself is retried.
     for transient in (errors.TokenNotFound, errors.BrokerUnreachable, errors.TlsHandshakeFailed):
         assert codes[transient] not in must_not_retry

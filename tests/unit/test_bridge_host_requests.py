@@ -14,10 +14,12 @@ from typing import Any, cast
 
 import pytest
 
+from edgeagent import errors
 from edgeagent.bridge import control, host
 from edgeagent.bridge.host import BridgeHost, CloudRun, control_socket
 from edgeagent.bridge.plan import BridgePlan
-from edgeagent.cli.exit_codes import exit_code_for
+from edgeagent.cli.exit_codes import NEVER_RETRY, exit_code_for
+from edgeagent.errors import AgentError
 
 
 class SlowHost(BridgeHost):
@@ -102,3 +104,49 @@ def test_a_host_whose_starter_gave_up_serves_on(
     plan = cast(BridgePlan, SimpleNamespace(cloud="c8y"))
     code = host._be_host(plan, run_dir, None, threading.Event(), exit_code_for, report)
     assert (code, served) == (0, ["yes"])
+
+
+def _failing_then_ok(failures: list[AgentError]) -> Any:
+    """A BridgeHost._start that fails with ``failures`` in turn, then starts."""
+
+    def start(self: BridgeHost, plan: BridgePlan) -> dict[str, Any]:
+        if failures:
+            error = failures.pop(0)
+            return control.error_reply(error, exit_code_for(error))
+        return control.ok_reply(pid=0, cloud=plan.cloud)
+
+    return start
+
+
+def test_a_cloud_whose_start_may_pass_is_retried_until_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M5: the signing service was restarting at boot while another cloud ran."""
+    unreachable = errors.SignerUnreachable("no signing service", "start it")
+    monkeypatch.setattr(BridgeHost, "_start", _failing_then_ok([unreachable, unreachable]))
+    monkeypatch.setattr("edgeagent.bridge.timeouts.RETRY_FIRST", 0.01)
+    bridge_host = BridgeHost(tmp_path, None, exit_code_for)
+    bridge_host.retry_later(cast(BridgePlan, SimpleNamespace(cloud="c8y")))
+    stop = threading.Event()
+    retries = threading.Thread(target=host._retry_failed, args=(bridge_host, stop, NEVER_RETRY))
+    retries.start()
+    retries.join(10)
+    stop.set()
+    assert not retries.is_alive() and bridge_host.retrying() == []
+
+
+def test_a_wrong_pin_is_never_retried_and_disconnect_withdraws_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M5: a wrong PIN retried locks the token; a disconnected cloud stays stopped."""
+    wrong_pin = errors.PinIncorrect("PIN incorrect", "check the PIN")
+    monkeypatch.setattr(BridgeHost, "_start", _failing_then_ok([wrong_pin]))
+    bridge_host = BridgeHost(tmp_path, None, exit_code_for)
+    bridge_host.retry_later(cast(BridgePlan, SimpleNamespace(cloud="c8y")))
+    reply = bridge_host.retry("c8y", NEVER_RETRY)
+    assert reply is not None and reply["error"] == "PinIncorrect"
+    assert bridge_host.retrying() == []
+
+    bridge_host.retry_later(cast(BridgePlan, SimpleNamespace(cloud="az")))
+    assert bridge_host.stop("az")["ok"]
+    assert bridge_host.retrying() == [] and bridge_host.retry("az", NEVER_RETRY) is None
