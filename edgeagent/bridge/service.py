@@ -39,10 +39,10 @@ from edgeagent.bridge.holder import (
     pid_file_for,
 )
 from edgeagent.bridge.logs import log_file_for
+from edgeagent.config.locations import is_system_config_dir
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
 
-DEFAULT_CONFIG_DIR = Path("/etc/agent")
 UNIT = "agent-bridge.service"
 """The bridge host under systemd (packaging/agent-bridge.service)."""
 
@@ -85,7 +85,7 @@ class BridgeService:
     @functools.cached_property
     def manager(self) -> str:
         """ "systemd" when the unit can serve this config dir, else "none"."""
-        if self.config_dir.resolve() != DEFAULT_CONFIG_DIR or not systemd_is_running():
+        if not is_system_config_dir(self.config_dir) or not systemd_is_running():
             return "none"
         found = subprocess.run(["systemctl", "cat", self.unit], capture_output=True, check=False)
         return "systemd" if found.returncode == 0 else "none"

@@ -158,3 +158,20 @@ def test_a_host_that_never_read_this_cloud_is_asked_to_start_it(
     with stand_in_host(tmp_path / "run", "c8y"):
         assert service._start_unit() == "in the host"
     assert service.asked == ["az"]
+
+
+def test_a_symlinked_system_config_dir_is_still_systemd_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """L5: /etc/agent -> /data/agent made a root connect start a detached host instead."""
+    (tmp_path / "data-agent").mkdir()
+    etc_agent = tmp_path / "etc-agent"
+    etc_agent.symlink_to(tmp_path / "data-agent")
+    monkeypatch.setattr("edgeagent.config.locations.SYSTEM_CONFIG_DIR", etc_agent)
+    monkeypatch.setattr("edgeagent.bridge.service.systemd_is_running", lambda: True)
+    monkeypatch.setattr(
+        "edgeagent.bridge.service.subprocess.run",
+        lambda args, **_: subprocess.CompletedProcess(args, 0, stdout="", stderr=""),
+    )
+    assert BridgeService("c8y", etc_agent, tmp_path, tmp_path).manager == "systemd"
+    assert BridgeService("c8y", tmp_path, tmp_path, tmp_path).manager == "none"
