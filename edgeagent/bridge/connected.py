@@ -13,12 +13,16 @@ after a reboot). It holds names only, no secret: written atomically, mode 0644
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from edgeagent.errors import ServiceError
+from edgeagent.safe_files import ROOT_UID, changeable_by_others
 
 FILE_NAME = "connected-clouds"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -29,11 +33,35 @@ def path(config_dir: Path) -> Path:
 
 
 def names(config_dir: Path) -> list[str]:
-    """The connected clouds, sorted; [] when none (or the file is missing)."""
+    """The connected clouds, sorted; [] when none (or the file is missing).
+
+    Never through a symbolic link; and run as root, never from a file that
+    another user could change (as agent.toml's dangerous settings,
+    config/ownership.py): root would start the clouds it names.
+    """
+    file = path(config_dir)
     try:
-        text = path(config_dir).read_text()
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise ServiceError(
+            f"{file} is a symbolic link; it is never followed",
+            f"replace it by a file: rm {file}, then agent connect <cloud> again",
+        ) from None
+    with os.fdopen(fd) as handle:
+        if os.geteuid() == ROOT_UID:
+            writer = changeable_by_others(file)
+            if writer is not None:
+                place, who = writer
+                raise ServiceError(
+                    f"{place} can be changed by {who}: running as root, the agent reads "
+                    f"the connected clouds only from a {file} only root can write",
+                    f"make it root's: chown root {place} && chmod go-w {place}",
+                )
+        text = handle.read()
     return sorted({line.strip() for line in text.splitlines() if _NAME.match(line.strip())})
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent.bridge import connected
+from edgeagent.errors import ServiceError
 
 
 def test_add_and_remove_keep_one_sorted_name_per_line(tmp_path: Path) -> None:
@@ -47,3 +48,25 @@ def test_concurrent_adds_lose_no_cloud(tmp_path: Path, monkeypatch: pytest.Monke
     for thread in adds:
         thread.join()
     assert read(tmp_path) == ["az", "c8y"]
+
+
+def test_a_linked_file_is_never_followed(tmp_path: Path) -> None:
+    """L7: a root `agent bridge host` read whatever connected-clouds linked to."""
+    (tmp_path / "elsewhere").write_text("c8y\n")
+    (tmp_path / "connected-clouds").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ServiceError, match="symbolic link"):
+        connected.names(tmp_path)
+
+
+def test_as_root_a_file_another_user_can_change_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """L7: root starts the clouds it names."""
+    monkeypatch.setattr(connected.os, "geteuid", lambda: 0)
+    config_dir = tmp_path / "config"
+    config_dir.mkdir(mode=0o755)
+    (config_dir / "connected-clouds").write_text("c8y\n")
+    assert connected.names(config_dir) == ["c8y"]
+    (config_dir / "connected-clouds").chmod(0o666)
+    with pytest.raises(ServiceError, match="can be changed by every user"):
+        connected.names(config_dir)
