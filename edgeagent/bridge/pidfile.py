@@ -12,12 +12,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from edgeagent.bridge.holder import already_running
 from edgeagent.errors import ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
+
+PROBE_RETRIES = 20
+PROBE_WAIT = 0.05
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
 
 
 @contextlib.contextmanager
@@ -26,7 +34,8 @@ def hold_pid_file(path: Path) -> Iterator[None]:
     # The run directory may be shared with a less trusted user: refuse that,
     # and never follow a link planted at our name (see edgeagent.safe_files).
     ensure_private_dir(path.parent, "run.path")
-    for _ in range(5):
+    replaced = probed = 0
+    while True:
         handle = os.fdopen(open_no_follow(path, os.O_RDWR | os.O_CREAT), "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -34,7 +43,15 @@ def hold_pid_file(path: Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip()
             handle.close()
-            raise already_running(path, int(holder) if holder.isdigit() else None) from None
+            pid = int(holder) if holder.isdigit() else None
+            # A reader's probe (service._locked_pid: `agent status` polls it)
+            # holds a shared lock for an instant on a file that names no live
+            # pid; a bridge that just locked it writes its pid next. Look again.
+            if probed < PROBE_RETRIES and (pid is None or not _alive(pid)):
+                probed += 1
+                time.sleep(PROBE_WAIT)
+                continue
+            raise already_running(path, pid) from None
         # Someone checking for a stale file may have unlinked it between our
         # open and our lock: then we hold a file nobody else can see. Retry.
         try:
@@ -44,8 +61,9 @@ def hold_pid_file(path: Path) -> Iterator[None]:
         if same:
             break
         handle.close()
-    else:
-        raise ServiceError(f"could not claim {path}: it keeps being replaced")
+        replaced += 1
+        if replaced >= 5:
+            raise ServiceError(f"could not claim {path}: it keeps being replaced")
     with handle:
         # It holds only a pid: readable by all (`agent status` as a monitoring
         # user), whatever the umask (systemd's UMask=0077 made it 0600).
