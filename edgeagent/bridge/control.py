@@ -52,6 +52,37 @@ def socket_path(run_dir: Path) -> Path:
     return run_dir / SOCKET_NAME
 
 
+MAX_PATH = 107
+"""Bytes in an AF_UNIX socket path (sun_path is 108, with its terminating NUL)."""
+
+
+def socket_problem(path: Path, error: OSError) -> ServiceError:
+    """What went wrong with ``run.path/bridge.sock`` (connect or bind), and the fix."""
+    if len(os.fsencode(path)) > MAX_PATH:
+        return ServiceError(
+            f"the control socket {path} is {len(os.fsencode(path))} bytes long; "
+            f"a Unix socket's path may have at most {MAX_PATH}",
+            "set run.path to a shorter directory (agent config set run.path /run/agent)",
+        )
+    if isinstance(error, PermissionError):
+        return ServiceError(
+            f"cannot use the control socket {path}: {error.strerror}",
+            "run this as the bridge's user or root",
+        )
+    return ServiceError(
+        f"cannot use the control socket {path}: {error.strerror or error}",
+        f"check run.path ({path.parent})",
+    )
+
+
+def refusal(uid: int) -> ServiceError:
+    """The host's answer to a peer whose uid may not use it (it holds no secret)."""
+    return ServiceError(
+        f"uid {uid} may not use the bridge host",
+        f"run as uid {os.getuid()} or root",
+    )
+
+
 def peer_credentials(conn: socket.socket) -> tuple[int, int]:
     """(pid, uid) of the process at the other end, as the kernel saw it at connect()."""
     pid, uid, _gid = _UCRED.unpack(
@@ -82,6 +113,8 @@ def request(run_dir: Path, body: dict[str, Any], timeout: float) -> dict[str, An
             raise ControlUnavailable(
                 f"no bridge host answers on {path}: {error.strerror}"
             ) from None
+        except OSError as error:  # not ours to use, or a path too long for AF_UNIX
+            raise socket_problem(path, error) from None
         pid, uid = peer_credentials(sock)
         # Under systemd the host is the unit's user, who owns the run directory.
         if not trusted_uid(uid) and uid != run_dir.stat().st_uid:

@@ -284,6 +284,9 @@ class BridgeHost:
         """One request, one reply; nothing a peer sends ends the host."""
         try:
             pid, uid = control.peer_credentials(conn)
+            stream = FrameStream(
+                conn, idle_timeout=control.REQUEST_TIMEOUT, frame_timeout=control.REQUEST_TIMEOUT
+            )
             if not control.trusted_uid(uid):
                 log.warning(
                     "refused a control connection from pid %d of uid %d (only uid %d or root)",
@@ -291,10 +294,9 @@ class BridgeHost:
                     uid,
                     os.getuid(),
                 )
+                # Its request is never read; the answer says why, not only the log.
+                self._send(stream, self._error(control.refusal(uid)))
                 return
-            stream = FrameStream(
-                conn, idle_timeout=control.REQUEST_TIMEOUT, frame_timeout=control.REQUEST_TIMEOUT
-            )
             try:
                 body = stream.read()
             except (FrameError, TimeoutError) as error:
@@ -342,6 +344,9 @@ def control_socket(run_dir: Path) -> Iterator[socket.socket]:
     old_umask = os.umask(0o177)  # never, even for an instant, wider than 0600
     try:
         sock.bind(str(path))
+    except OSError as error:
+        sock.close()
+        raise control.socket_problem(path, error) from None
     finally:
         os.umask(old_umask)
     try:

@@ -6,6 +6,8 @@ Real sockets and threads; the clouds are stand-ins (no token, no broker).
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from edgeagent.bridge.host import BridgeHost, CloudRun, control_socket
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.cli.exit_codes import NEVER_RETRY, exit_code_for
 from edgeagent.errors import AgentError
+from edgeagent.protocol.frame import FrameStream
 
 
 class SlowHost(BridgeHost):
@@ -150,3 +153,27 @@ def test_a_wrong_pin_is_never_retried_and_disconnect_withdraws_a_retry(
     bridge_host.retry_later(cast(BridgePlan, SimpleNamespace(cloud="az")))
     assert bridge_host.stop("az")["ok"]
     assert bridge_host.retrying() == [] and bridge_host.retry("az", NEVER_RETRY) is None
+
+
+def test_a_refused_peer_is_told_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """L2: a silent close read as "host exiting", and 10 s later "no bridge host answers"."""
+    monkeypatch.setattr(control, "trusted_uid", lambda uid: False)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        BridgeHost(tmp_path, None, exit_code_for).handle(ours)
+        ours.close()
+        reply = json.loads(FrameStream(theirs, idle_timeout=5, frame_timeout=5).read())
+    assert reply["ok"] is False
+    assert reply["message"] == f"uid {os.getuid()} may not use the bridge host"
+    assert isinstance(control.error_of(reply), errors.ServiceError)
+
+
+def test_a_run_dir_too_long_for_a_unix_socket_is_named_with_its_fix(tmp_path: Path) -> None:
+    """L2: `agent connect` printed "the bridge could not start: Traceback…"."""
+    run_dir = tmp_path / ("r" * 120)
+    run_dir.mkdir()
+    with pytest.raises(errors.ServiceError) as caught:
+        control.request(run_dir, {"op": "list"}, 5)
+    assert "at most 107" in caught.value.cause and "run.path" in caught.value.fix
+    with pytest.raises(errors.ServiceError, match="at most 107"), control_socket(run_dir):
+        pass
