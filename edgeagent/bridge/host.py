@@ -294,7 +294,11 @@ class BridgeHost:
                     uid,
                     os.getuid(),
                 )
-                # Its request is never read; the answer says why, not only the log.
+                # The answer says why, not only the log. Its request is read
+                # first (and dropped, never parsed): closing a Unix socket with
+                # unread data resets it, and the peer would get no answer.
+                with contextlib.suppress(FrameError, TimeoutError, PeerClosed):
+                    stream.read()
                 self._send(stream, self._error(control.refusal(uid)))
                 return
             try:

@@ -160,9 +160,11 @@ def test_a_refused_peer_is_told_why(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(control, "trusted_uid", lambda uid: False)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with ours, theirs:
+        peer = FrameStream(theirs, idle_timeout=5, frame_timeout=5)
+        peer.write(b'{"op": "list"}')
         BridgeHost(tmp_path, None, exit_code_for).handle(ours)
         ours.close()
-        reply = json.loads(FrameStream(theirs, idle_timeout=5, frame_timeout=5).read())
+        reply = json.loads(peer.read())
     assert reply["ok"] is False
     assert reply["message"] == f"uid {os.getuid()} may not use the bridge host"
     assert isinstance(control.error_of(reply), errors.ServiceError)
