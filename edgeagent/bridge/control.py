@@ -12,6 +12,7 @@ One request per connection, each way one frame of ``edgeagent.protocol.frame``
     {"op": "start", "plan": {...BridgePlan...}}   start the plan's cloud in the host
     {"op": "stop", "cloud": "c8y"}                stop it; answered once it has stopped
     {"op": "list"}                                the clouds the host runs or ran
+                                                  (and "retrying": those it will start again)
 
 Replies: ``{"ok": true, "pid": N, ...}`` or ``{"ok": false, "error": "<class
 in edgeagent.errors>", "message": ..., "fix": ..., "exit_code": N}``.

@@ -168,6 +168,8 @@ class BridgeHost:
 
     def start(self, plan: BridgePlan) -> dict[str, Any]:
         with self._cloud_lock(plan.cloud):
+            with self._lock:  # this start replaces a pending retry
+                self._retry.pop(plan.cloud, None)
             return self._start(plan)
 
     def _start(self, plan: BridgePlan) -> dict[str, Any]:
@@ -236,7 +238,9 @@ class BridgeHost:
 
     def list(self) -> dict[str, Any]:
         return control.ok_reply(
-            pid=os.getpid(), clouds={run.cloud: run.describe() for run in self._runs()}
+            pid=os.getpid(),
+            clouds={run.cloud: run.describe() for run in self._runs()},
+            retrying=self.retrying(),
         )
 
     def stop_all(self) -> None:

@@ -288,8 +288,8 @@ class BridgeService:
         except ServiceError:
             return  # busy starting a cloud: it is not exiting
         clouds = listing.get("clouds", {})
-        if any(state.get("running") for state in clouds.values()):
-            return  # it goes on serving the others
+        if listing.get("retrying") or any(state.get("running") for state in clouds.values()):
+            return  # it goes on serving the others (or starting them again)
         deadline = time.monotonic() + timeouts.CONTROL_STOP
         while True:
             held = self.host_pid()

@@ -179,3 +179,16 @@ def test_a_run_dir_too_long_for_a_unix_socket_is_named_with_its_fix(tmp_path: Pa
     assert "at most 107" in caught.value.cause and "run.path" in caught.value.fix
     with pytest.raises(errors.ServiceError, match="at most 107"), control_socket(run_dir):
         pass
+
+
+def test_a_connect_replaces_a_pending_retry_and_list_names_the_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M5: the host keeps running for a cloud it will retry (stop's wait must know)."""
+    monkeypatch.setattr(BridgeHost, "_start", _failing_then_ok([]))
+    bridge_host = BridgeHost(tmp_path, None, exit_code_for)
+    plan = cast(BridgePlan, SimpleNamespace(cloud="c8y"))
+    bridge_host.retry_later(plan)
+    assert bridge_host.list()["retrying"] == ["c8y"]
+    assert bridge_host.start(plan)["ok"]
+    assert bridge_host.retrying() == [] and bridge_host.list()["retrying"] == []
