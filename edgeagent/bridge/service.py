@@ -307,7 +307,7 @@ class BridgeService:
             time.sleep(0.05)
 
     def _unit_active(self) -> bool:
-        """Under systemd: is agent-bridge.service active (or still deactivating)?"""
+        """Under systemd: is agent-bridge.service still active?"""
         if self.manager != "systemd":
             return False
         done = subprocess.run(["systemctl", "is-active", "--quiet", self.unit], check=False)
