@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import random
 import selectors
 import socket
 import threading
@@ -32,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgeagent.bridge import health
+from edgeagent.bridge.broker_link import BrokerLink
 from edgeagent.bridge.connector import BackgroundConnect
 from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.repeated_warnings import RepeatedWarnings
@@ -45,8 +45,6 @@ from edgeagent.mqtt.session import MqttSession, Opened
 
 log = logging.getLogger("edgeagent.bridge")
 
-MIN_BACKOFF = 1.0
-MAX_BACKOFF = 60.0
 TICK = 1.0
 HIGH_WATER = 512 * 1024
 """Stop reading a side while the other has this much unsent: TCP then pushes
@@ -77,23 +75,8 @@ class Delivery:
     generation: int
 
 
-class _Side:
-    """One broker connection with its reconnect schedule.
-
-    The back-off doubles with each failed connect (up to MAX_BACKOFF) and
-    starts again from MIN_BACKOFF at each CONNACK: a link that was up, however
-    briefly, is retried at once when it drops.
-    """
-
-    def __init__(self, session: MqttSession[Delivery]) -> None:
-        self.session = session
-        self.retry_at = 0.0
-        self.backoff = MIN_BACKOFF
-        self.connected_at = 0.0
-        self.reason = "not connected yet"
-        self.error: BaseException | None = None  # what made the last connect fail
-        self.events = 0  # what the selector watches for now
-        self.connecting: BackgroundConnect[Delivery] | None = None
+_Side = BrokerLink[Delivery]
+"""One broker connection and its reconnect schedule (broker_link.py)."""
 
 
 class Bridge:
@@ -128,8 +111,8 @@ class Bridge:
         lost = Will(health_topic, health.down("bridge lost").to_json(), qos=1, retain=True)
         self.local: MqttSession[Delivery] = MqttSession(local, self, will=lost)
         self.cloud: MqttSession[Delivery] = MqttSession(cloud, self)
-        self._cloud_side = _Side(self.cloud)
-        self._sides = (_Side(self.local), self._cloud_side)
+        self._cloud_side = BrokerLink(self.cloud, CLOUD_LINK)
+        self._sides = (BrokerLink(self.local, LOCAL_LINK), self._cloud_side)
         self._to_remote: dict[str, str | None] = {}
         self._to_local: dict[str, str | None] = {}
         # Both-way rules: our own messages come back from the broker (echoes.py).
@@ -255,12 +238,10 @@ class Bridge:
         session.resume_opened(outcome)
         side.events = 0
         self._watch(selector, side, selectors.EVENT_READ)
-        side.connected_at = time.monotonic()
-        side.backoff = MIN_BACKOFF  # CONNACK: the next outage is retried at once
-        side.error = None
+        side.connected()  # the next outage is retried at once
         ep = session.endpoint
         log.info("%s broker connected (%s:%d)", ep.name, ep.host, ep.port)
-        self._status.link_up(self._link_name(side))
+        self._status.link_up(side.name)
         self._publish_health()
 
     def _guard(self, side: _Side, action: Callable[..., object], *args: float) -> None:
@@ -296,16 +277,14 @@ class Bridge:
 
     def _schedule_retry(self, side: _Side, reason: str, logged: str = "") -> None:
         side.reason = reason
-        self._status.link_down(self._link_name(side), reason)
-        # Jitter keeps a fleet of gateways from reconnecting in lockstep.
-        side.retry_at = time.monotonic() + side.backoff * random.uniform(0.8, 1.2)  # noqa: S311
+        self._status.link_down(side.name, reason)
+        delay = side.schedule_retry()
         log.warning(
             "%s broker down: %s (retry in %.0f s)",
             side.session.endpoint.name,
             logged or reason,
-            side.backoff,
+            delay,
         )
-        side.backoff = min(side.backoff * 2, MAX_BACKOFF)
 
     def _shutdown(self, selector: selectors.BaseSelector) -> None:
         at_stop = self.counters()  # before our own "stopped" health message is in flight
@@ -323,9 +302,6 @@ class Bridge:
         self._status.stopped(at_stop)
 
     # -- status ----------------------------------------------------------------------------
-
-    def _link_name(self, side: _Side) -> str:
-        return CLOUD_LINK if side is self._cloud_side else LOCAL_LINK
 
     def counters(self) -> Counters:
         """Forwarded and dropped since start, and in flight now (for `agent status`)."""
