@@ -23,21 +23,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import random
 import selectors
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from edgeagent.bridge import health
+from edgeagent.bridge.broker_link import BrokerLink
 from edgeagent.bridge.connector import BackgroundConnect
 from edgeagent.bridge.echoes import ExpectedEchoes
 from edgeagent.bridge.repeated_warnings import RepeatedWarnings
 from edgeagent.bridge.rules import TopicRules
-from edgeagent.bridge.status_file import CLOUD_LINK, LOCAL_LINK, Counters, Dropped, EachWay
+from edgeagent.bridge.status_feed import StatusFeed, StatusSink, bridge_counters
+from edgeagent.bridge.status_file import CLOUD_LINK, LOCAL_LINK, Counters
 from edgeagent.errors import AgentError
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.mqtt.packets import ProtocolError, Publish, Will
@@ -45,8 +45,6 @@ from edgeagent.mqtt.session import MqttSession, Opened
 
 log = logging.getLogger("edgeagent.bridge")
 
-MIN_BACKOFF = 1.0
-MAX_BACKOFF = 60.0
 TICK = 1.0
 HIGH_WATER = 512 * 1024
 """Stop reading a side while the other has this much unsent: TCP then pushes
@@ -57,27 +55,6 @@ messages: brokers do not reliably bound what they send a client (mosquitto
 sent thousands past its max_inflight_messages in our tests), so the bridge
 bounds its own memory and TCP pushes back to the source broker. 300 keeps
 QoS 1 throughput where 1000 had it (benchmarks) with ~1 MB less peak heap."""
-STATUS_EVERY = 0.5
-"""Hand the counters to the status sink at most this often (seconds) while they
-move: `agent status` right after a message shows it; a write costs ~0.2 ms (JSON,
-temp file, rename: measured), so two a second are 0.05 % of a core. Idle, every
-``STATUS_IDLE`` seconds (the sink writes only at its heartbeat)."""
-STATUS_IDLE = 5.0
-
-
-class StatusSink(Protocol):
-    """Told what the bridge does, for `agent status` (``status_file.StatusFile``).
-
-    ``link`` is ``"cloud"`` or ``"local"``. Called from the bridge's thread.
-    """
-
-    def link_up(self, link: str) -> None: ...
-
-    def link_down(self, link: str, error: str) -> None: ...
-
-    def counters(self, counters: Counters) -> None: ...
-
-    def stopped(self, counters: Counters) -> None: ...
 
 
 # Not frozen: one is made per forwarded QoS 1/2 message, and a frozen
@@ -98,23 +75,8 @@ class Delivery:
     generation: int
 
 
-class _Side:
-    """One broker connection with its reconnect schedule.
-
-    The back-off doubles with each failed connect (up to MAX_BACKOFF) and
-    starts again from MIN_BACKOFF at each CONNACK: a link that was up, however
-    briefly, is retried at once when it drops.
-    """
-
-    def __init__(self, session: MqttSession[Delivery]) -> None:
-        self.session = session
-        self.retry_at = 0.0
-        self.backoff = MIN_BACKOFF
-        self.connected_at = 0.0
-        self.reason = "not connected yet"
-        self.error: BaseException | None = None  # what made the last connect fail
-        self.events = 0  # what the selector watches for now
-        self.connecting: BackgroundConnect[Delivery] | None = None
+_Side = BrokerLink[Delivery]
+"""One broker connection and its reconnect schedule (broker_link.py)."""
 
 
 class Bridge:
@@ -149,8 +111,8 @@ class Bridge:
         lost = Will(health_topic, health.down("bridge lost").to_json(), qos=1, retain=True)
         self.local: MqttSession[Delivery] = MqttSession(local, self, will=lost)
         self.cloud: MqttSession[Delivery] = MqttSession(cloud, self)
-        self._cloud_side = _Side(self.cloud)
-        self._sides = (_Side(self.local), self._cloud_side)
+        self._cloud_side = BrokerLink(self.cloud, CLOUD_LINK)
+        self._sides = (BrokerLink(self.local, LOCAL_LINK), self._cloud_side)
         self._to_remote: dict[str, str | None] = {}
         self._to_local: dict[str, str | None] = {}
         # Both-way rules: our own messages come back from the broker (echoes.py).
@@ -158,9 +120,8 @@ class Bridge:
         self.forwarded = {"outbound": 0, "inbound": 0}
         self.dropped_oversize = 0
         self.dropped_no_rule = 0
-        self._status = status
-        self._status_due = 0.0  # monotonic: the sink gets the counters from then on
-        self._status_dirty = True  # a message or an ack since the last counters
+        # What `agent status` shows, paced (status_feed.py).
+        self._status = StatusFeed(status, self.counters)
         # Warnings a peer can trigger per message: one line per topic per interval.
         self._warnings = RepeatedWarnings(log)
         self.up = threading.Event()
@@ -184,14 +145,7 @@ class Bridge:
             while not stop.is_set():
                 now = time.monotonic()
                 self._warnings.tick(now)
-                if (
-                    self._status is not None
-                    and now >= self._status_due
-                    and (self._status_dirty or now >= self._status_due + STATUS_IDLE)
-                ):
-                    self._status_dirty = False
-                    self._status_due = now + STATUS_EVERY
-                    self._status.counters(self.counters())
+                self._status.tick(now)
                 for side in self._sides:
                     if side.session.up:
                         self._guard(side, side.session.tick, now)
@@ -257,8 +211,9 @@ class Bridge:
 
     def _timeout(self, now: float) -> float:
         waits = [TICK]
-        if self._status_dirty and self._status is not None:
-            waits.append(self._status_due - now)  # the counters' next write
+        status_due = self._status.wait(now)
+        if status_due is not None:
+            waits.append(status_due)  # the counters' next write
         waits += [
             s.retry_at - now for s in self._sides if not s.session.up and s.connecting is None
         ]
@@ -283,13 +238,10 @@ class Bridge:
         session.resume_opened(outcome)
         side.events = 0
         self._watch(selector, side, selectors.EVENT_READ)
-        side.connected_at = time.monotonic()
-        side.backoff = MIN_BACKOFF  # CONNACK: the next outage is retried at once
-        side.error = None
+        side.connected()  # the next outage is retried at once
         ep = session.endpoint
         log.info("%s broker connected (%s:%d)", ep.name, ep.host, ep.port)
-        if self._status is not None:
-            self._status.link_up(self._link_name(side))
+        self._status.link_up(side.name)
         self._publish_health()
 
     def _guard(self, side: _Side, action: Callable[..., object], *args: float) -> None:
@@ -325,17 +277,14 @@ class Bridge:
 
     def _schedule_retry(self, side: _Side, reason: str, logged: str = "") -> None:
         side.reason = reason
-        if self._status is not None:
-            self._status.link_down(self._link_name(side), reason)
-        # Jitter keeps a fleet of gateways from reconnecting in lockstep.
-        side.retry_at = time.monotonic() + side.backoff * random.uniform(0.8, 1.2)  # noqa: S311
+        self._status.link_down(side.name, reason)
+        delay = side.schedule_retry()
         log.warning(
             "%s broker down: %s (retry in %.0f s)",
             side.session.endpoint.name,
             logged or reason,
-            side.backoff,
+            delay,
         )
-        side.backoff = min(side.backoff * 2, MAX_BACKOFF)
 
     def _shutdown(self, selector: selectors.BaseSelector) -> None:
         at_stop = self.counters()  # before our own "stopped" health message is in flight
@@ -350,30 +299,20 @@ class Bridge:
         self.cloud.close()
         self.local.close()
         selector.close()
-        if self._status is not None:
-            self._status.stopped(at_stop)
+        self._status.stopped(at_stop)
 
     # -- status ----------------------------------------------------------------------------
 
-    def _link_name(self, side: _Side) -> str:
-        return CLOUD_LINK if side is self._cloud_side else LOCAL_LINK
-
     def counters(self) -> Counters:
         """Forwarded and dropped since start, and in flight now (for `agent status`)."""
-        return Counters(
-            forwarded=EachWay(self.forwarded["outbound"], self.forwarded["inbound"]),
-            in_flight=EachWay(self.cloud.backlog, self.local.backlog),
-            dropped=Dropped(
-                oversize=self.dropped_oversize,
-                no_rule=self.dropped_no_rule,
-                qos0_link_down=self.cloud.dropped_qos0 + self.local.dropped_qos0,
-            ),
+        return bridge_counters(
+            self.forwarded, self.dropped_oversize, self.dropped_no_rule, self.cloud, self.local
         )
 
     # -- forwarding (SessionEvents) ---------------------------------------------------------
 
     def on_message(self, session: MqttSession[Delivery], message: Publish) -> None:
-        self._status_dirty = True
+        self._status.moved = True
         echoes = self._echoes
         from_local = session is self.local
         if echoes is not None and echoes.is_echo(from_local, message.topic, message.payload):
@@ -431,7 +370,7 @@ class Bridge:
             session.ack(message.packet_id, message.qos)  # downgraded: sent is all we get
 
     def on_delivered(self, session: MqttSession[Delivery], token: Delivery | None) -> None:
-        self._status_dirty = True
+        self._status.moved = True
         if token is not None:
             token.source.ack(token.packet_id, token.qos, token.generation)
 

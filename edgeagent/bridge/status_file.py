@@ -6,7 +6,7 @@
     read_status(run_dir / "status-c8y.json")                    # BridgeStatus or None
 
 The bridge reports each link going up or down at once, and its counters at
-most twice a second while they move (``Bridge``'s ``STATUS_EVERY``); the file
+most twice a second while they move (``status_feed.STATUS_EVERY``); the file
 is rewritten on every link change, when the counters changed, and every
 ``HEARTBEAT`` seconds anyway, so that for a bridge that died without a word a reader still knows
 about when it last ran (``updated_at``). A clean stop writes ``stopped_at``.
@@ -198,7 +198,7 @@ def status_path(run_dir: Path, cloud: str) -> Path:
 
 
 class StatusFile:
-    """Keeps ``path`` up to date with what the bridge reports (``Bridge``'s ``StatusSink``)."""
+    """Keeps ``path`` up to date with what the bridge reports (``status_feed.StatusSink``)."""
 
     def __init__(
         self,

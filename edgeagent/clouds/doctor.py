@@ -293,7 +293,7 @@ def _bridge_connection(state: _State) -> str:
         raise ServiceError(
             f"the {profile.title} bridge runs but has published no health on "
             f"{profile.health_topic}",
-            f"see {service.log_file}",
+            f"see {service.log_hint}",
         )
     when = datetime.datetime.fromtimestamp(health.time, datetime.UTC)
     if health.up:
@@ -304,7 +304,7 @@ def _bridge_connection(state: _State) -> str:
     raise ServiceError(
         f"the {profile.title} bridge runs but is not connected to the cloud "
         f"(since {when:%Y-%m-%d %H:%M:%S} UTC): {health.reason or 'no reason given'}",
-        f"see {service.log_file}",
+        f"see {service.log_hint}",
     )
 
 

@@ -118,9 +118,7 @@ class HealthWatcher:
                     raise error
                 last = error
             if not service.is_running():
-                raise ServiceError(
-                    "the bridge stopped:\n" + service.log_tail(), f"see {service.log_file}"
-                )
+                raise bridge_stopped(service)
             self._changed.wait(0.2)
         if last is not None:
             raise last
@@ -128,5 +126,19 @@ class HealthWatcher:
         raise ServiceError(
             f"the bridge did not report {title} connected within {timeout:.0f} s "
             f"(last: {reason or 'no reason given'})",
-            f"see {service.log_file}",
+            f"see {service.log_hint}",
         )
+
+
+def bridge_stopped(service: BridgeService) -> ServiceError:
+    """The bridge ended while connect waited: its log lines from this start, or where they are.
+
+    Under systemd the bridge host logs to the journal, and ``service.log_file``
+    is never written: its tail would only say "(no log)".
+    """
+    if service.manager == "systemd":
+        return ServiceError(
+            f"the {service.cloud} bridge stopped (its log is in the journal)",
+            f"see {service.log_hint}",
+        )
+    return ServiceError("the bridge stopped:\n" + service.log_tail(), f"see {service.log_hint}")

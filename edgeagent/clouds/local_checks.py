@@ -12,9 +12,9 @@ The bridge must run once the cloud has been connected here, i.e. once a
 bridge wrote its status file in run.path (`agent status` reads the same
 file): then a bridge that is not running is a failure, whether it crashed,
 was killed or was stopped by `agent disconnect`, with the fix `agent connect
-<cloud>`. A cloud never connected on this gateway (no status file, no enabled
-systemd unit) is "not checked", not a failure: doctor is also the check
-people run before their first `agent connect`.
+<cloud>`. A cloud never connected on this gateway (no status file, not in
+``<config dir>/connected-clouds``) is "not checked", not a failure: doctor is
+also the check people run before their first `agent connect`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from edgeagent.bridge import connected
 from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.profile import CloudProfile
 from edgeagent.clouds.status import cloud_status, human_time
@@ -123,24 +123,15 @@ def bridge_runs(
         }
         return f"{pid}{since} ({how.get(process.managed_by or '', 'in the foreground')})"
     service = BridgeService(profile.name, config_dir, config.run.path, config.logs.path)
-    if status is None and not _unit_enabled(service):
+    # Not whether agent-bridge.service is enabled: it serves every connected
+    # cloud, so another cloud keeps it enabled.
+    if status is None and profile.name not in connected.names(config_dir):
         raise skip(
             f"the {profile.title} bridge has never run here: `agent connect {profile.name}` "
             "starts it"
         )
     problem = cloud.problem()
-    where = f"journalctl -u {service.unit}" if service.manager == "systemd" else service.log_file
     raise BridgeNotRunning(
         problem.cause if problem is not None else f"the {profile.title} bridge is not running",
-        f"agent connect {profile.name}   (the bridge's log: {where})",
+        f"agent connect {profile.name}   (the bridge's log: {service.log_hint})",
     )
-
-
-def _unit_enabled(service: BridgeService) -> bool:
-    """Under systemd, an enabled unit means the bridge is meant to run."""
-    if service.manager != "systemd":
-        return False
-    done = subprocess.run(
-        ["systemctl", "is-enabled", "--quiet", service.unit], capture_output=True, check=False
-    )
-    return done.returncode == 0

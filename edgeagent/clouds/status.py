@@ -6,13 +6,17 @@
 
 A cloud is *configured* when ``<cloud>.url`` is set. Its bridge *runs* when
 its pid file ``run.path/bridge-<cloud>.pid`` is locked
-(``BridgeService.running_pid``; under systemd, the bridge host's unit
-``agent-bridge.service`` gives the pid), else when the status file names a
-live process that is the bridge runtime (a foreground `agent bridge run`
-without a pid file, as a container's entry point runs it). The bridge's status file
+(``BridgeService.running_pid``; where the file may not be opened, as by a
+monitoring user under systemd, ``/proc/locks`` names its holder; under
+systemd, the bridge host's unit ``agent-bridge.service`` gives the pid), else
+when the status file names a live process that is one cloud's bridge runtime
+(a foreground `agent bridge run --pid-file` holding another pid file, as a
+container's entry point may run it; never the bridge host, whose clouds all
+hold their pid files). The bridge's status file
 (``edgeagent/bridge/status_file.py``) tells the rest: links, errors, TLS
-version, counters, key. A status file whose bridge does not run is history:
-"not running (last ran until ...)".
+version, counters, key, as long as the bridge keeps rewriting it
+(``STALE_AFTER``). A status file whose bridge does not run is
+history: "not running (last ran until ...)".
 
 A cloud is *up* when its bridge runs, has reported from this run, and both
 its links are up. The exit error follows the worst cloud: a bridge that
@@ -24,13 +28,16 @@ does not run (``BridgeNotRunning``), then a link down or not reported yet
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeagent.bridge.holder import RUNTIME_MODULE
+from edgeagent.bridge.proc_locks import flock_holder
 from edgeagent.bridge.service import BridgeService, process_alive
 from edgeagent.bridge.status_file import (
+    HEARTBEAT,
     SCHEMA,
     BridgeStatus,
     EachWay,
@@ -46,7 +53,11 @@ from edgeagent.errors import (
     BridgeLinkDown,
     BridgeNotRunning,
     MissingConfigValue,
+    ServiceError,
 )
+
+STALE_AFTER = 3 * HEARTBEAT
+"""A running bridge's status file older than this (seconds) no longer speaks for it."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class CloudStatus:
     status: BridgeStatus | None = None  # the status file, this run's or the last one's
     status_error: str | None = None  # why the status file could not be read
     log_file: Path | None = None
+    checked_at: float | None = None  # time.time() of the look; None: never stale
 
     @property
     def current(self) -> bool:
@@ -79,6 +91,18 @@ class CloudStatus:
             and self.status is not None
             and self.status.stopped_at is None
             and (self.process.pid is None or self.status.pid == self.process.pid)
+            and not self.stale
+        )
+
+    @property
+    def stale(self) -> bool:
+        """The status file has not been rewritten for several heartbeats: a bridge
+        that runs rewrites it at least every ``HEARTBEAT`` seconds, so what it says
+        is no longer known to hold (a bridge hung, or a cloud gone from the host)."""
+        return (
+            self.checked_at is not None
+            and self.status is not None
+            and self.checked_at - self.status.updated_at > STALE_AFTER
         )
 
     @property
@@ -109,6 +133,8 @@ class CloudStatus:
         status = self.status
         if not self.current or status is None:
             why = self.status_error or "it has not reported its links yet"
+            if self.stale and status is not None:
+                why = f"{self.status_path} was last written at {human_time(status.updated_at)}"
             return BridgeLinkDown(
                 f"the {self.title} bridge{_pid_text(self.process)} runs, "
                 f"but its state is unknown: {why}",
@@ -244,37 +270,59 @@ def cloud_status(config: AgentConfig, config_dir: Path, cloud: str) -> CloudStat
         status=status,
         status_error=status_error,
         log_file=None if service.manager == "systemd" else service.log_file,
+        checked_at=time.time(),
     )
 
 
 def bridge_process(service: BridgeService, status: BridgeStatus | None) -> BridgeProcess:
     """Whether the bridge for ``service.cloud`` runs: systemd, its pid file, or the status file."""
+    pid = _pid_file_holder(service)
     if service.manager == "systemd":
-        if not service.is_running():
+        if pid is None:
             return BridgeProcess(False, managed_by="systemd", unit=service.unit)
         return BridgeProcess(True, _main_pid(service.unit), "systemd", unit=service.unit)
-    try:
-        pid = service.running_pid()
-    except PermissionError:
-        # running_pid removes a pid file it found stale (unlocked); a monitoring
-        # user who may not remove it from run.path still learned it is stale.
-        pid = None
     if pid is not None:
         return BridgeProcess(True, pid if pid > 0 else None, "pid file", pid_file=service.pid_file)
-    if status is not None and status.stopped_at is None and _is_bridge_runtime(status.pid):
+    if status is not None and status.stopped_at is None and _is_foreground_bridge(status.pid):
         return BridgeProcess(True, status.pid, "foreground")
     return BridgeProcess(False)
 
 
-def _is_bridge_runtime(pid: int) -> bool:
-    """``pid`` runs and is the bridge's lean runtime (not a pid reused by something else)."""
+def _pid_file_holder(service: BridgeService) -> int | None:
+    """The pid holding the cloud's pid file (-1 or 0: held, pid unknown); None when free.
+
+    A monitoring user may not open it (0600 under systemd's ``UMask=0077``) nor
+    remove a stale one from ``run.path``: then ``/proc/locks`` names its holder.
+    The file is only looked at, never touched, so a live bridge's pid file is
+    never reported as a problem to remove.
+    """
+    try:
+        return service.running_pid()
+    except (PermissionError, ServiceError) as error:
+        cause = error if isinstance(error, OSError) else error.__cause__
+        if not isinstance(cause, PermissionError):
+            raise
+    try:
+        return flock_holder(service.pid_file)
+    except OSError:
+        return None
+
+
+def _is_foreground_bridge(pid: int) -> bool:
+    """``pid`` runs and is one cloud's bridge runtime (not a pid reused by something else).
+
+    Not the bridge host (``--host``, ``--serve``): its status files all name it,
+    and it runs on after one of its clouds stopped; a cloud it runs always holds
+    its pid file, so the host's pid says nothing about this cloud.
+    """
     if not process_alive(pid):
         return False
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return RUNTIME_MODULE.encode() in raw.split(b"\0")
+    args = raw.split(b"\0")
+    return RUNTIME_MODULE.encode() in args and not {b"--host", b"--serve"} & set(args)
 
 
 def _main_pid(unit: str) -> int | None:

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edgeagent.config.cloud_sections import C8yConfig, CloudConfig, CloudDeviceConfig
     from edgeagent.config.file import CONFIG_FILE_NAME, config_file
     from edgeagent.config.keys import KeySpec, all_keys, env_var_name, lookup
     from edgeagent.config.operations import (
@@ -25,15 +26,7 @@ if TYPE_CHECKING:
         set_value,
         unset,
     )
-    from edgeagent.config.schema import (
-        AgentConfig,
-        C8yConfig,
-        CloudConfig,
-        CloudDeviceConfig,
-        CryptokiConfig,
-        DeviceConfig,
-        DeviceIdentity,
-    )
+    from edgeagent.config.schema import AgentConfig, CryptokiConfig, DeviceConfig, DeviceIdentity
     from edgeagent.config.sources import load_config
     from edgeagent.config.values import parse_host_port
 
@@ -52,9 +45,9 @@ _WHERE = {
     "set_value": "operations",
     "unset": "operations",
     "AgentConfig": "schema",
-    "C8yConfig": "schema",
-    "CloudConfig": "schema",
-    "CloudDeviceConfig": "schema",
+    "C8yConfig": "cloud_sections",
+    "CloudConfig": "cloud_sections",
+    "CloudDeviceConfig": "cloud_sections",
     "CryptokiConfig": "schema",
     "DeviceConfig": "schema",
     "DeviceIdentity": "schema",

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, SecretStr
 
-from edgeagent.config.schema import AgentConfig, Format
+from edgeagent.config.fields import Format
+from edgeagent.config.schema import AgentConfig
 from edgeagent.errors import UnknownConfigKey
 
 ENV_PREFIX = "AGENT_"

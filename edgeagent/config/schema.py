@@ -1,6 +1,7 @@
 """The configuration schema: every key, its type, default, doc and example.
 
-This is the one place a configuration key is defined. ``agent config list
+This module and ``cloud_sections.py`` (the clouds' sections) are the one
+place a configuration key is defined. ``agent config list
 --doc``, the environment variable names, ``set`` validation and the typed
 object the rest of the agent reads all come from these models::
 
@@ -18,119 +19,35 @@ config get` answers from the generated ``keytable.py`` when it can
 (``config/quick.py``), and the bridge's and signing service's lean runtimes
 never import this package.
 
-Each field is declared with :func:`key`, which records the doc and the
-example; a ``Format`` marker inside an ``Annotated`` type gives the
-human-readable description of what the value may be, used in error messages.
-
-Over 400 lines on purpose: this is the one place every key is declared
-(three clouds, device, mqtt, run, logs, the signing service), with its doc
-and example; splitting it would split that one home.
+Each key is declared once, in its section, with :func:`key` (its doc and
+example; ``fields.py``, with the value types). The device, local broker,
+files and signing service sections are here; the clouds' in
+``cloud_sections.py``; ``AgentConfig`` below puts them all together.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-)
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edgeagent.config.cloud_sections import AwsConfig, AzConfig, C8yConfig, CloudConfig
+from edgeagent.config.fields import (
+    AbsPath,
+    CryptokiMode,
+    Host,
+    KeyPolicy,
+    KeyUri,
+    NameList,
+    Pin,
+    Port,
+    Section,
+    key,
+)
 from edgeagent.config.locations import system_default
-from edgeagent.config.values import name_list, parse_host, parse_host_port
-from edgeagent.errors import MissingConfigValue, UnknownCloud
-
-
-@dataclass(frozen=True)
-class Format:
-    """What a value must look like, in the user's words (for error messages)."""
-
-    text: str
-
-
-def key(doc: str, example: str, default: Any = None) -> Any:
-    """A configuration key: its default, its doc string and one example value."""
-    return Field(default=default, description=doc, examples=[example])
-
-
-# -- value types -----------------------------------------------------------------
-
-
-def _absolute(path: Path) -> Path:
-    # A relative path in agent.toml would silently depend on the agent's
-    # working directory (/ under systemd). `set` and the environment resolve
-    # relative paths against the caller's cwd before they get here.
-    if not path.is_absolute():
-        raise ValueError(f"must be an absolute path, got {str(path)!r}")
-    return path
-
-
-def _pkcs11_uri(uri: str) -> str:
-    # Only the scheme is checked here; RFC 7512 parsing belongs to
-    # edgeagent.pkcs11, which the config layer must not import.
-    if not uri.startswith("pkcs11:"):
-        raise ValueError("must be a PKCS#11 URI starting with 'pkcs11:'")
-    if re.search(r"(?i)[?&]pin-value=", uri):
-        # A PIN inside a URI escapes everything that keeps PINs secret
-        # (masked output, mode 0600): it has a key of its own.
-        raise ValueError(
-            "must not hold a pin-value: put the PIN in device.key_pin (or "
-            "<cloud>.device.key_pin), or point pin-source at a file"
-        )
-    return uri
-
-
-def _pin_text(value: Any) -> Any:
-    # A hand-written `pin = 123456` is a TOML integer; a PIN is text.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _host_port(value: str) -> str:
-    parse_host_port(value)
-    return value
-
-
-def _host(value: str) -> str:
-    return parse_host(value)
-
-
-AbsPath = Annotated[Path, AfterValidator(_absolute), Format("an absolute path")]
-KeyUri = Annotated[
-    str,
-    AfterValidator(_pkcs11_uri),
-    Format("a PKCS#11 URI (RFC 7512) starting with 'pkcs11:'"),
-]
-HostPort = Annotated[
-    str,
-    AfterValidator(_host_port),
-    Format("host[:port] without a scheme, port 1-65535"),
-]
-Host = Annotated[
-    str, AfterValidator(_host), Format("a host name or IP address, no scheme, port or path")
-]
-Pin = Annotated[SecretStr, BeforeValidator(_pin_text), Format("the token's user PIN")]
-Port = Annotated[int, Field(ge=1, le=65535), Format("a port number, 1-65535")]
-CryptokiMode = Literal["off", "module", "socket"]
-KeyPolicy = Literal["any", "hardware"]
-
-
-class Section(BaseModel):
-    # forbid: a misspelt key in agent.toml (`modul_path`) must be an error,
-    # not a silently ignored line that leaves the key on disk.
-    # frozen: a loaded configuration is a value; edits go through the file.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from edgeagent.errors import UnknownCloud
 
 # -- device ------------------------------------------------------------------------
 
@@ -231,130 +148,6 @@ class DeviceIdentity:
         return f"{self.cloud}.device.key_path / device.key_path"
 
 
-# -- clouds ------------------------------------------------------------------------
-
-
-class CloudDeviceConfig(Section):
-    """``<cloud>.device.*``: unset means "use the device-wide device.* value"."""
-
-    key_uri: KeyUri | None = key(
-        "This cloud's device key as a PKCS#11 URI; unset uses device.key_uri.",
-        "pkcs11:token=my-token;object=cloud-key",
-    )
-    cert_path: AbsPath | None = key(
-        "This cloud's device certificate (PEM); unset uses device.cert_path.",
-        "/etc/agent/device-certs/cloud.pem",
-    )
-    key_path: AbsPath | None = key(
-        "This cloud's device key file (PEM, mode 'off'); unset uses device.key_path.",
-        "/etc/agent/device-certs/cloud.key",
-    )
-    key_pin: Pin | None = key(
-        "PIN for this cloud's key's token; unset uses device.key_pin, then the "
-        "key URI's pin-source / pin-value, then device.cryptoki.pin.",
-        "123456",
-    )
-
-
-def _version_text(value: Any) -> Any:
-    # A hand-written `min_version = 1.3` is a TOML float; a version is text.
-    if isinstance(value, float):
-        return str(value)
-    return value
-
-
-TlsVersion = Literal["1.2", "1.3"]
-
-
-class CloudTlsConfig(Section):
-    """``<cloud>.tls.*``: how the TLS session to the cloud may be made."""
-
-    min_version: Annotated[TlsVersion, BeforeValidator(_version_text)] = key(
-        "The oldest TLS version accepted from this cloud. '1.2' (the default): the "
-        "client offers TLS 1.3 and 1.2 and the server picks; '1.3': a server that "
-        "answers with TLS 1.2 is refused.",
-        "1.3",
-        default="1.2",
-    )
-
-
-class CloudConfig(Section):
-    """What every cloud has: an endpoint, trusted roots, a device identity.
-
-    A cloud is a subclass that sets ``cloud`` (its section name) and
-    ``mqtt_port`` and redeclares ``url`` with its own doc and example;
-    ``AgentConfig`` gets one field per cloud, named ``cloud``.
-    """
-
-    cloud: ClassVar[str]
-    mqtt_port: ClassVar[int] = 8883
-
-    url: HostPort | None = key("The cloud's MQTT endpoint, host[:port].", "example.com")
-    root_cert_path: AbsPath = key(
-        "Trusted root CAs for the cloud's server certificate: a PEM file or a "
-        "directory of PEM files.",
-        "/etc/ssl/certs",
-        default=Path("/etc/ssl/certs"),
-    )
-    device: CloudDeviceConfig = Field(default_factory=CloudDeviceConfig)
-    tls: CloudTlsConfig = Field(default_factory=CloudTlsConfig)
-
-    def host_port(self) -> tuple[str, int]:
-        """The endpoint to dial; the cloud's MQTT-over-TLS port unless url names one."""
-        name = self.cloud
-        if self.url is None:
-            raise MissingConfigValue(
-                f"{name}.url is not set",
-                f"agent config set {name}.url <host[:port]>",
-            )
-        host, port = parse_host_port(self.url)
-        return host, port if port is not None else self.mqtt_port
-
-
-class C8yConfig(CloudConfig):
-    cloud: ClassVar[str] = "c8y"
-
-    url: HostPort | None = key(
-        "The Cumulocity tenant's MQTT endpoint, host[:port]; port 8883 when omitted.",
-        "example.cumulocity.com",
-    )
-    http: HostPort | None = key(
-        "The Cumulocity tenant's HTTPS endpoint, host[:port] (port 443 when omitted): "
-        "where `agent cert download|renew c8y` reach its EST service "
-        "(/.well-known/est/...). Unset: c8y.url's host on port 443.",
-        "example.cumulocity.com",
-    )
-
-    def http_host_port(self) -> tuple[str, int]:
-        """The HTTPS endpoint: c8y.http, else c8y.url's host, port 443 unless named."""
-        if self.http is not None:
-            host, port = parse_host_port(self.http)
-            return host, port if port is not None else 443
-        host, _ = self.host_port()
-        return host, 443
-
-
-class AzConfig(CloudConfig):
-    cloud: ClassVar[str] = "az"
-
-    url: HostPort | None = key(
-        "The Azure IoT Hub's host name, <hub>.azure-devices.net; port 8883 when omitted. "
-        "The MQTT user name is <host>/<device id>/?api-version=2021-04-12.",
-        "my-hub.azure-devices.net",
-    )
-
-
-class AwsConfig(CloudConfig):
-    cloud: ClassVar[str] = "aws"
-
-    url: HostPort | None = key(
-        "The AWS IoT Core account's ATS endpoint, host[:port]; port 8883 when omitted. "
-        "With port 443 the agent offers ALPN 'x-amzn-mqtt-ca' (for firewalls that "
-        "only open 443).",
-        "abc123xyz-ats.iot.eu-west-1.amazonaws.com",
-    )
-
-
 # -- local broker, files -----------------------------------------------------------
 
 
@@ -393,9 +186,6 @@ class LogsConfig(Section):
         "/var/log/agent",
         default=system_default("logs.path"),
     )
-
-
-NameList = Annotated[str, AfterValidator(name_list), Format("comma-separated names or numeric ids")]
 
 
 class P11ServerConfig(Section):

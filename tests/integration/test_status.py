@@ -247,15 +247,17 @@ def test_a_bridge_that_runs_for_an_unconfigured_cloud_is_shown(
         gateway.set("c8y.url", url)  # so that the fixture's `agent disconnect c8y` works
 
 
-def test_a_foreground_bridge_without_pid_file_is_running(
+def test_a_foreground_bridge_without_the_default_pid_file_is_running(
     gateway: Gateway, softhsm_token: SoftHsmToken
 ) -> None:
-    """A container's entry point: `agent bridge run c8y`, no pid file, no systemd."""
+    """A container's entry point: `agent bridge run c8y` holding a pid file of its own
+    (not run.path/bridge-c8y.pid), no systemd: its status file names it."""
     gateway.new_device_key(softhsm_token)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
     env["AGENT_CONFIG_DIR"] = str(gateway.config_dir)
+    own = gateway.run_dir.parent / "entrypoint.pid"
     bridge = subprocess.Popen(
-        [str(AGENT), "bridge", "run", "c8y"],
+        [str(AGENT), "bridge", "run", "c8y", "--pid-file", str(own)],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from edgeagent.bridge.bridge import MIN_BACKOFF, Bridge
+from edgeagent.bridge.bridge import Bridge
+from edgeagent.bridge.broker_link import MIN_BACKOFF
 from edgeagent.bridge.rule import BridgeRule
 from edgeagent.bridge.rules import TopicRules
 from edgeagent.errors import BrokerUnreachable

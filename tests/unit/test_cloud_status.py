@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
+import os
 import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from edgeagent import errors
+from edgeagent.bridge.holder import RUNTIME_MODULE
 from edgeagent.bridge.service import BridgeService
 from edgeagent.bridge.status_file import BridgeStatus, LinkStatus
-from edgeagent.clouds.status import BridgeProcess, CloudStatus, StatusReport, bridge_process
+from edgeagent.clouds.status import (
+    STALE_AFTER,
+    BridgeProcess,
+    CloudStatus,
+    StatusReport,
+    bridge_process,
+)
 
 UP = LinkStatus(up=True, since=1_764_612_250.0)
 
@@ -123,8 +135,8 @@ class SystemdService(BridgeService):
     def manager(self) -> str:  # type: ignore[override]
         return "systemd"
 
-    def is_running(self) -> bool:
-        return self.active
+    def running_pid(self) -> int | None:
+        return 4321 if self.active else None
 
 
 def test_under_systemd_the_unit_says_whether_it_runs_and_its_main_pid(
@@ -148,3 +160,88 @@ def test_under_systemd_the_unit_says_whether_it_runs_and_its_main_pid(
     stopped = bridge_process(SystemdService("c8y", *where, active=False), status())
     assert stopped == BridgeProcess(False, managed_by="systemd", unit="agent-bridge.service")
     assert isinstance(cloud(stopped, status()).problem(), errors.BridgeNotRunning)
+
+
+def test_a_status_file_not_rewritten_for_several_heartbeats_no_longer_speaks() -> None:
+    written = 1_764_612_300.0
+    fresh = CloudStatus(
+        "c8y",
+        "Cumulocity",
+        True,
+        RUNNING,
+        Path("/run/agent/status-c8y.json"),
+        status(),
+        checked_at=written + STALE_AFTER - 1,
+    )
+    assert fresh.up
+    stale = dataclasses.replace(fresh, checked_at=written + STALE_AFTER + 1)
+    assert not stale.current and not stale.up
+    problem = stale.problem()
+    assert isinstance(problem, errors.BridgeLinkDown)
+    assert problem.cause == (
+        "the Cumulocity bridge (pid 1234) runs, but its state is unknown: "
+        "/run/agent/status-c8y.json was last written at 2025-12-01 18:05:00 UTC"
+    )
+
+
+@pytest.fixture
+def sleeper() -> Iterator[Callable[..., int]]:
+    """A live process with the command line given (what status reads in /proc)."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> int:
+        code = "import os, time; os.close(1); time.sleep(60)"
+        child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE)
+        assert child.stdout is not None
+        child.stdout.read()  # the interpreter runs: its command line is in /proc
+        children.append(child)
+        return child.pid
+
+    yield start
+    for child in children:
+        child.kill()
+        child.wait()
+
+
+def test_a_foreground_bridge_without_pid_file_runs_but_not_the_host(
+    tmp_path: Path, sleeper: Callable[..., int]
+) -> None:
+    service = BridgeService("c8y", tmp_path, tmp_path / "run", tmp_path / "log")
+    foreground = sleeper(RUNTIME_MODULE)
+    assert bridge_process(service, status(pid=foreground)) == BridgeProcess(
+        True, foreground, "foreground"
+    )
+    # The host names itself in every cloud's status file and outlives a cloud it
+    # stopped: without the cloud's pid file, its pid says nothing of the cloud.
+    for how in ("--host", "--serve"):
+        host = sleeper(RUNTIME_MODULE, how, str(tmp_path / "run"))
+        assert bridge_process(service, status(pid=host)) == BridgeProcess(False)
+
+
+@dataclass(frozen=True)
+class UnreadablePidFile(SystemdService):
+    """The pid file is 0600 and ours is another user (as BridgeService says then)."""
+
+    def running_pid(self) -> int | None:
+        try:
+            raise PermissionError(13, "Permission denied")
+        except PermissionError as error:
+            raise errors.ServiceError(f"cannot open the pid file {self.pid_file}") from error
+
+
+def test_a_pid_file_it_may_not_open_is_probed_in_proc_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def systemctl(args: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(args, 0, stdout=f"{os.getpid()}\n", stderr="")
+
+    monkeypatch.setattr("edgeagent.clouds.status.subprocess.run", systemctl)
+    service = UnreadablePidFile("c8y", tmp_path, tmp_path, tmp_path)
+    free = BridgeProcess(False, managed_by="systemd", unit="agent-bridge.service")
+    assert bridge_process(service, status()) == free
+    with service.pid_file.open("w") as held:
+        assert bridge_process(service, status()) == free  # stale: nobody holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        running = bridge_process(service, status(pid=os.getpid()))
+    assert running == BridgeProcess(True, os.getpid(), "systemd", unit="agent-bridge.service")
+    assert service.pid_file.exists()  # looked at, never removed

@@ -7,6 +7,7 @@ messages are handed to it as paho would).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,6 +15,7 @@ import pytest
 
 from edgeagent import errors
 from edgeagent.bridge.health import Health, down, up
+from edgeagent.bridge.service import BridgeService
 from edgeagent.clouds.health_watch import HealthWatcher
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.config import AgentConfig
@@ -22,7 +24,7 @@ from edgeagent.config import AgentConfig
 class _Running:
     """The bridge service, as far as the wait asks it."""
 
-    log_file = Path("/var/log/agent/bridge-c8y.log")
+    log_hint = "/var/log/agent/bridge-c8y.log"
 
     def is_running(self) -> bool:
         return True
@@ -75,3 +77,31 @@ def test_an_unreachable_cloud_is_waited_for_then_is_the_error(tmp_path: Path) ->
     with pytest.raises(errors.BrokerUnreachable):
         watcher.wait_up(_Running(), time.time() - 1, timeout=0.6)  # type: ignore[arg-type]
     assert time.monotonic() - started >= 0.6  # it waited: the next attempt may get through
+
+
+@dataclass(frozen=True)
+class _StoppedUnderSystemd(BridgeService):
+    """The bridge host under systemd (not in this container): its answers, given."""
+
+    @property
+    def manager(self) -> str:  # type: ignore[override]
+        return "systemd"
+
+    def running_pid(self) -> int | None:
+        return None  # the bridge stopped
+
+
+def test_under_systemd_a_stopped_bridge_points_at_the_journal(tmp_path: Path) -> None:
+    """The host logs to the journal: no "(no log)" from a log file it never writes."""
+    service = _StoppedUnderSystemd("c8y", tmp_path, tmp_path / "run", tmp_path / "log")
+    watcher = _watcher(tmp_path, down("not connected yet"))
+    with pytest.raises(errors.ServiceError) as caught:
+        watcher.wait_up(service, time.time() - 1, timeout=5)
+    assert caught.value.cause == "the c8y bridge stopped (its log is in the journal)"
+    assert caught.value.fix == "see journalctl -u agent-bridge.service"
+    # The same wait elsewhere shows this start's log lines.
+    detached = BridgeService("c8y", tmp_path, tmp_path / "run", tmp_path / "log")
+    with pytest.raises(errors.ServiceError) as caught:
+        watcher.wait_up(detached, time.time() - 1, timeout=5)
+    assert caught.value.cause == "the bridge stopped:\n(no log)"
+    assert caught.value.fix == f"see {tmp_path / 'log' / 'bridge-c8y.log'}"
