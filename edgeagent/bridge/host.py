@@ -1,14 +1,12 @@
 """One process serving every connected cloud: a thread per cloud, a control socket.
 
-    code = start_in_host(plan, run_dir, log_dir, stop, exit_code_for, report)
-    # becomes the host (and returns when its last cloud stops), or hands the
-    # plan to the host that runs already and returns its answer's exit code
+    host = BridgeHost(run_dir, log_dir, exit_code_for)
+    reply = host.start(plan)            # a CloudRun (cloud_run.py) for plan's cloud
+    with control_socket(run_dir) as listener:
+        host.serve(listener, stop)      # start / stop / list requests (control.py)
 
-    code = serve_in_foreground(plans, run_dir, stop, exit_code_for)
-    # `agent bridge host` (systemd's agent-bridge.service, containers): the
-    # host with the connected clouds, in this process until the last one stops
-
-    error = run_foreground(plan, pid_file, stop)    # `agent bridge run c8y`: one cloud
+How a process becomes the host, or hands a plan to the running one:
+host_start.py.
 
 Three bridge processes cost 80 MB of proportional memory together (one
 interpreter, cryptography and the token's module each); one process with a
@@ -32,103 +30,21 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from edgeagent.bridge import control, timeouts
-from edgeagent.bridge.holder import HOST_PID_FILE, pid_file_for
-from edgeagent.bridge.logs import log_file_for, log_to_files, thread_name
-from edgeagent.bridge.pidfile import hold_pid_file
+from edgeagent.bridge.cloud_run import CloudRun
+from edgeagent.bridge.holder import pid_file_for
+from edgeagent.bridge.logs import log_file_for
 from edgeagent.bridge.plan import BridgePlan
-from edgeagent.bridge.runtime import prepare
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
 from edgeagent.protocol.frame import FrameError, FrameStream, PeerClosed
 
 log = logging.getLogger("edgeagent.bridge")
 
-POLL = 0.2
 
 ExitCodeFor = Callable[[AgentError], int]
-Report = Callable[[dict[str, Any]], None]
-
-
-class CloudRun:
-    """One cloud's bridge in its own thread, holding the cloud's pid file."""
-
-    def __init__(self, plan: BridgePlan, pid_file: Path, cert_check_output: Path | None) -> None:
-        self.plan = plan
-        self.pid_file = pid_file
-        self.cert_check_output = cert_check_output
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        """Set once the bridge runs (key open, pid file held), or the start failed."""
-        self.error: AgentError | None = None
-        self.since = time.time()
-        self.thread = threading.Thread(target=self._main, name=thread_name(plan.cloud), daemon=True)
-
-    @property
-    def cloud(self) -> str:
-        return self.plan.cloud
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive() and self.error is None
-
-    def start(self, timeout: float = timeouts.CLOUD_START) -> AgentError | None:
-        """Start the thread; the start's error, or None once the bridge runs."""
-        self.thread.start()
-        if not self.ready.wait(timeout):
-            self.stop.set()
-            return ServiceError(
-                f"the {self.cloud} bridge did not start within {timeout:.0f} s "
-                "(opening the key, or the token, is stuck)",
-                f"see the {self.cloud} bridge's log",
-            )
-        return self.error
-
-    def _main(self) -> None:
-        try:
-            with hold_pid_file(self.pid_file):
-                prepared = prepare(self.plan, self.cert_check_output)
-                try:
-                    self.ready.set()
-                    prepared.run(self.stop)
-                finally:
-                    prepared.close()
-        except AgentError as error:
-            self.error = error
-            log.error("the %s bridge stopped: %s", self.cloud, error)
-        except Exception as error:  # a bug: this cloud stops, the others go on
-            log.exception("the %s bridge failed", self.cloud)
-            self.error = ServiceError(
-                f"the {self.cloud} bridge failed: {type(error).__name__}: {error}",
-                f"see the {self.cloud} bridge's log",
-            )
-        finally:
-            self.ready.set()
-        log.info("the %s bridge stopped", self.cloud)
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"running": self.running, "since": round(self.since, 3)}
-        if self.error is not None:
-            out["error"] = type(self.error).__name__
-            out["message"] = self.error.cause
-            out["fix"] = self.error.fix
-        return out
-
-
-def run_foreground(plan: BridgePlan, pid_file: Path, stop: threading.Event) -> AgentError | None:
-    """``plan``'s cloud in this process only (`agent bridge run`), until ``stop``."""
-    run = CloudRun(plan, pid_file, None)
-    error = run.start()
-    if error is not None:
-        return error
-    while run.thread.is_alive() and not stop.wait(POLL):
-        pass
-    run.stop.set()
-    run.thread.join(timeouts.CLOUD_STOP)
-    return run.error
 
 
 class BridgeHost:
@@ -255,7 +171,7 @@ class BridgeHost:
 
     def serve(self, listener: socket.socket, stop: threading.Event) -> None:
         """Answer requests until ``stop`` is set or no cloud runs any more."""
-        listener.settimeout(POLL)
+        listener.settimeout(timeouts.POLL)
         try:
             while not stop.is_set() and self._serving():
                 try:
@@ -365,150 +281,3 @@ def control_socket(run_dir: Path) -> Iterator[socket.socket]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         sock.close()
-
-
-def start_in_host(
-    plan: BridgePlan,
-    run_dir: Path,
-    log_dir: Path | None,
-    stop: threading.Event,
-    exit_code_for: ExitCodeFor,
-    report: Report,
-    *,
-    may_host: bool = True,
-) -> int:
-    """Start ``plan``'s cloud in the bridge host: ask the running one, or become it.
-
-    ``report`` gets the start's reply (ok, or this start's error) as soon as
-    it is known; the return value is the exit code: the host's when this
-    process became the host and its last cloud stopped, else the reply's.
-    ``may_host`` False (under systemd, where the unit is the host): only ask.
-    Once this process is the host it logs to ``log_dir`` (None: stderr).
-    """
-    deadline = time.monotonic() + timeouts.JOIN
-    while True:
-        try:
-            reply = control.request(
-                run_dir, {"op": "start", "plan": json.loads(plan.to_json())}, timeouts.CONTROL_START
-            )
-        except control.ControlUnavailable:
-            pass
-        except ServiceError:
-            # No answer in time: this command reports a failure, so the host
-            # must not go on to start the cloud after all.
-            _withdraw(run_dir, plan.cloud)
-            raise
-        else:
-            report(reply)
-            return 0 if reply["ok"] else int(reply.get("exit_code", 80))
-        if may_host:
-            with ExitStack() as held:
-                try:
-                    held.enter_context(hold_pid_file(run_dir / HOST_PID_FILE))
-                except BridgeAlreadyRunning:
-                    pass  # a host is binding its socket, or exiting: ask again
-                else:
-                    if log_dir is not None:
-                        log_to_files(log_dir)
-                    return _be_host(plan, run_dir, log_dir, stop, exit_code_for, report)
-        if time.monotonic() > deadline:
-            raise ServiceError(
-                f"no bridge host answers on {control.socket_path(run_dir)}",
-                "see the bridge host's log (logs.path/bridge-host.log, or the journal)",
-            )
-        time.sleep(0.05)
-
-
-def _withdraw(run_dir: Path, cloud: str) -> None:
-    """Ask the host to stop ``cloud`` whose start this command gave up on (best effort)."""
-    try:
-        control.request(run_dir, {"op": "stop", "cloud": cloud}, timeouts.CONTROL_STOP)
-    except AgentError as error:
-        log.warning("could not withdraw the start of %s: %s", cloud, error)
-
-
-def _be_host(
-    plan: BridgePlan,
-    run_dir: Path,
-    log_dir: Path | None,
-    stop: threading.Event,
-    exit_code_for: ExitCodeFor,
-    report: Report,
-) -> int:
-    host = BridgeHost(run_dir, log_dir, exit_code_for)
-    log.info("bridge host started (pid %d)", os.getpid())
-    with control_socket(run_dir) as listener:
-        reply = host.start(plan)
-        try:
-            report(reply)
-        except OSError as error:  # the starting command gave up: the cloud runs on
-            log.warning("could not report the start of %s: %s", plan.cloud, error)
-        if not reply["ok"]:
-            return int(reply["exit_code"])
-        host.serve(listener, stop)
-    log.info("bridge host stopped: no cloud left to serve")
-    return 0
-
-
-def serve_in_foreground(
-    plans: list[BridgePlan],
-    run_dir: Path,
-    stop: threading.Event,
-    exit_code_for: ExitCodeFor,
-    never_retry: frozenset[int] = frozenset(),
-) -> int:
-    """The host with ``plans``' clouds, until ``stop`` or its last cloud stops.
-
-    A cloud that fails to start is logged; while the others run it is
-    started again with back-off, unless its exit code is in ``never_retry``
-    (a wrong PIN: never retried), and `agent disconnect` withdraws it. When
-    none starts, the exit code is the first failure's, so systemd restarts
-    the host or not (RestartPreventExitStatus=).
-    """
-    with hold_pid_file(run_dir / HOST_PID_FILE), control_socket(run_dir) as listener:
-        host = BridgeHost(run_dir, None, exit_code_for)
-        log.info("bridge host started (pid %d) for %s", os.getpid(), _names(plans))
-        failures: list[dict[str, Any]] = []
-        replies: list[dict[str, Any]] = []
-        for plan in plans:
-            reply = host.start(plan)
-            replies.append(reply)
-            if not reply["ok"]:
-                failures.append(reply)
-                log.error(
-                    "%s not started: %s (fix: %s)", plan.cloud, reply["message"], reply["fix"]
-                )
-        if not host.running:
-            log.info("bridge host stopped: no cloud running")
-            return int(failures[0]["exit_code"]) if failures else 0
-        for plan, reply in zip(plans, replies, strict=True):
-            if not reply["ok"] and int(reply["exit_code"]) not in never_retry:
-                host.retry_later(plan)
-        retries = threading.Thread(
-            target=_retry_failed, args=(host, stop, never_retry), name="retry", daemon=True
-        )
-        retries.start()
-        host.serve(listener, stop)
-    log.info("bridge host stopped")
-    return 0
-
-
-def _retry_failed(host: BridgeHost, stop: threading.Event, never_retry: frozenset[int]) -> None:
-    """Start the clouds that wait for a retry again, backing off, until none waits."""
-    delay = timeouts.RETRY_FIRST
-    while host.retrying() and not stop.wait(delay):
-        for cloud in host.retrying():
-            reply = host.retry(cloud, never_retry)
-            if reply is None:
-                continue
-            if reply["ok"]:
-                log.info("%s started on a retry", cloud)
-            elif cloud in host.retrying():
-                log.warning("%s still not started: %s (retrying)", cloud, reply["message"])
-            else:
-                log.error("%s not started: %s (fix: %s)", cloud, reply["message"], reply["fix"])
-        delay = min(delay * 2, timeouts.RETRY_MAX)
-
-
-def _names(plans: list[BridgePlan]) -> str:
-    return ", ".join(plan.cloud for plan in plans) or "no cloud"

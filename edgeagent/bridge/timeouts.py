@@ -33,3 +33,5 @@ RETRY_FIRST = 5.0
 signing service restarting, a USB token not yet there) after this, then
 twice as long each time, up to RETRY_MAX (as systemd's RestartSec=5 did)."""
 RETRY_MAX = 300.0
+POLL = 0.2
+"""How often a waiting loop (the host's accept, a foreground run) looks again."""

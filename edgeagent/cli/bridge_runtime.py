@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = stop_on_signals()
     try:
         if args.serve is not None:
-            from edgeagent.bridge.host import serve_in_foreground
+            from edgeagent.bridge.host_start import serve_in_foreground
 
             log_to_stream(sys.stderr)
             return serve_in_foreground(
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         plan = read_plan(args.payload_fd)
         if args.host is None:
-            from edgeagent.bridge.host import run_foreground
+            from edgeagent.bridge.cloud_run import run_foreground
 
             log_to_stream(sys.stderr)
             if args.pid_file is None:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             if error is not None:
                 raise error
             return 0
-        from edgeagent.bridge.host import start_in_host
+        from edgeagent.bridge.host_start import start_in_host
 
         # Logs go to stderr (the caller) until this process is the host; the
         # detached host's stdio is a pipe to `agent connect`, never the journal.

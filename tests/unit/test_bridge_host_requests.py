@@ -17,8 +17,9 @@ from typing import Any, cast
 import pytest
 
 from edgeagent import errors
-from edgeagent.bridge import control, host
-from edgeagent.bridge.host import BridgeHost, CloudRun, control_socket
+from edgeagent.bridge import control, host_start
+from edgeagent.bridge.cloud_run import CloudRun
+from edgeagent.bridge.host import BridgeHost, control_socket
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.cli.exit_codes import NEVER_RETRY, exit_code_for
 from edgeagent.errors import AgentError
@@ -105,7 +106,7 @@ def test_a_host_whose_starter_gave_up_serves_on(
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)
     plan = cast(BridgePlan, SimpleNamespace(cloud="c8y"))
-    code = host._be_host(plan, run_dir, None, threading.Event(), exit_code_for, report)
+    code = host_start._be_host(plan, run_dir, None, threading.Event(), exit_code_for, report)
     assert (code, served) == (0, ["yes"])
 
 
@@ -131,7 +132,9 @@ def test_a_cloud_whose_start_may_pass_is_retried_until_it_starts(
     bridge_host = BridgeHost(tmp_path, None, exit_code_for)
     bridge_host.retry_later(cast(BridgePlan, SimpleNamespace(cloud="c8y")))
     stop = threading.Event()
-    retries = threading.Thread(target=host._retry_failed, args=(bridge_host, stop, NEVER_RETRY))
+    retries = threading.Thread(
+        target=host_start._retry_failed, args=(bridge_host, stop, NEVER_RETRY)
+    )
     retries.start()
     retries.join(10)
     stop.set()

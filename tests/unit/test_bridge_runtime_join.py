@@ -24,7 +24,7 @@ def test_a_join_child_never_writes_into_the_log_dir(
         report({"ok": True, "pid": 1, "cloud": "c8y"})
         return 0
 
-    monkeypatch.setattr("edgeagent.bridge.host.start_in_host", start_in_host)
+    monkeypatch.setattr("edgeagent.bridge.host_start.start_in_host", start_in_host)
     monkeypatch.setattr(
         "edgeagent.bridge.runtime.read_plan", lambda fd: SimpleNamespace(cloud="c8y")
     )
