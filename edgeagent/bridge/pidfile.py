@@ -44,7 +44,7 @@ def hold_pid_file(path: Path) -> Iterator[None]:
             holder = handle.read().strip()
             handle.close()
             pid = int(holder) if holder.isdigit() else None
-            # A reader's probe (service._locked_pid: `agent status` polls it)
+            # A reader's probe (processes.locked_pid: `agent status` polls it)
             # holds a shared lock for an instant on a file that names no live
             # pid; a bridge that just locked it writes its pid next. Look again.
             if probed < PROBE_RETRIES and (pid is None or not _alive(pid)):

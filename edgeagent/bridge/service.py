@@ -16,12 +16,9 @@ live bridge: the pid files, not the unit's state, say which clouds run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import json
 import logging
 import os
-import selectors
 import shutil
 import signal
 import subprocess
@@ -39,6 +36,7 @@ from edgeagent.bridge.holder import (
     pid_file_for,
 )
 from edgeagent.bridge.logs import log_file_for
+from edgeagent.bridge.processes import last_json_line, locked_pid, process_alive, read_until_closed
 from edgeagent.config.locations import is_system_config_dir
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
@@ -94,11 +92,11 @@ class BridgeService:
 
     def running_pid(self) -> int | None:
         """The pid of the live process running this cloud's bridge, or None."""
-        return _locked_pid(self.pid_file)
+        return locked_pid(self.pid_file)
 
     def host_pid(self) -> int | None:
         """The pid of the live bridge host (every connected cloud's process), or None."""
-        return _locked_pid(self.run_dir / HOST_PID_FILE)
+        return locked_pid(self.run_dir / HOST_PID_FILE)
 
     def describe_running(self) -> str:
         """Which process runs this cloud's bridge and how, e.g. "pid 42, in the bridge
@@ -214,13 +212,13 @@ class BridgeService:
         )
         # The runtime lets go of both pipes once it has answered (or exits);
         # the host itself runs on (communicate() would wait for its end).
-        out, err = _read_until_closed(child, timeouts.RUN_START)
+        out, err = read_until_closed(child, timeouts.RUN_START)
         if out is None:
             raise ServiceError(
                 f"the bridge did not start within {timeouts.RUN_START:.0f} s",
                 f"see {self.log_hint}",
             )
-        reply = _last_json_line(out)
+        reply = last_json_line(out)
         if reply is None:
             text = err.decode(errors="replace").strip().removeprefix("error: ")
             raise ServiceError(
@@ -355,79 +353,11 @@ class BridgeService:
         return "\n".join(text.splitlines()[-lines:]) or "(nothing in the log since the start)"
 
 
-def _locked_pid(path: Path) -> int | None:
-    """The pid a locked pid file names (-1: unreadable), None when free (then removed)."""
-    fd = open_pid_file(path)
-    if fd is None:
-        return None
-    with os.fdopen(fd, "r") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # stale: its owner is gone
-    return None
-
-
-def _read_until_closed(
-    child: subprocess.Popen[bytes], timeout: float
-) -> tuple[bytes | None, bytes]:
-    """Everything ``child`` writes on stdout and stderr until it closes both
-    (None for stdout when that takes longer than ``timeout``)."""
-    assert child.stdout is not None and child.stderr is not None
-    chunks: dict[int, list[bytes]] = {child.stdout.fileno(): [], child.stderr.fileno(): []}
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        for pipe in (child.stdout, child.stderr):
-            selector.register(pipe, selectors.EVENT_READ)
-        while selector.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                err = b"".join(chunks[child.stderr.fileno()])
-                child.stdout.close()
-                child.stderr.close()
-                return None, err
-            for key, _ in selector.select(left):
-                data = os.read(key.fd, 65536)
-                if data:
-                    chunks[key.fd].append(data)
-                else:
-                    selector.unregister(key.fileobj)
-    out, err = b"".join(chunks[child.stdout.fileno()]), b"".join(chunks[child.stderr.fileno()])
-    child.stdout.close()
-    child.stderr.close()
-    return out, err
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _last_json_line(data: bytes) -> dict[str, object] | None:
-    for line in reversed(data.decode(errors="replace").splitlines()):
-        if line.startswith("{"):
-            try:
-                found = json.loads(line)
-            except ValueError:
-                return None
-            return found if isinstance(found, dict) else None
-    return None
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # Field 3, after the parenthesised command name (which may hold spaces).
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _systemctl(*args: str) -> None:

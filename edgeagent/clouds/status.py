@@ -35,7 +35,8 @@ from typing import Any
 
 from edgeagent.bridge.holder import RUNTIME_MODULE
 from edgeagent.bridge.proc_locks import flock_holder
-from edgeagent.bridge.service import BridgeService, process_alive
+from edgeagent.bridge.processes import process_alive
+from edgeagent.bridge.service import BridgeService
 from edgeagent.bridge.status_file import (
     HEARTBEAT,
     SCHEMA,

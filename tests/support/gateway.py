@@ -270,7 +270,7 @@ def gateway(gateway_factory: GatewayFactory, softhsm_token: SoftHsmToken) -> Gat
 
 
 def process_alive(pid: int) -> bool:
-    from edgeagent.bridge.service import process_alive as alive
+    from edgeagent.bridge.processes import process_alive as alive
 
     return alive(pid)
 
