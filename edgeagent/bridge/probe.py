@@ -84,21 +84,26 @@ def check_handshake(endpoint: Endpoint, accept_wait: float = ACCEPT_WAIT) -> Han
         sock.close()
 
 
-def _tcp_connect(endpoint: Endpoint, timeout: float) -> socket.socket:
-    where = f"{endpoint.host}:{endpoint.port}"
-    try:
-        return socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
-    except socket.gaierror as error:
-        raise BrokerUnreachable(
+def unreachable(endpoint: Endpoint, error: OSError) -> BrokerUnreachable:
+    """A socket error on the way to ``endpoint``, named: every one is ours to name
+    (a name that does not resolve, refused, unreachable host or network, timeout)."""
+    if isinstance(error, socket.gaierror):
+        return BrokerUnreachable(
             f"cannot resolve {endpoint.host!r} ({error.strerror})",
             "check the host name in the cloud's url and the device's DNS settings",
-        ) from error
+        )
+    return BrokerUnreachable(
+        f"{endpoint.name} broker {endpoint.host}:{endpoint.port} is unreachable: "
+        f"{error.strerror or error}",
+        "check the host and port in the cloud's url and the network path to it",
+    )
+
+
+def _tcp_connect(endpoint: Endpoint, timeout: float) -> socket.socket:
+    try:
+        return socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
     except OSError as error:
-        # Refused, unreachable host or network, timeout: every socket error is ours to name.
-        raise BrokerUnreachable(
-            f"{endpoint.name} broker {where} is unreachable: {error.strerror or error}",
-            "check the host and port in the cloud's url and the network path to it",
-        ) from error
+        raise unreachable(endpoint, error) from error
 
 
 @dataclass(frozen=True)
@@ -136,17 +141,8 @@ def probe(endpoint: Endpoint, timeout: float = 60.0) -> ProbeResult:
     started = time.perf_counter()
     try:
         client.connect(endpoint.host, endpoint.port, endpoint.keepalive)
-    except socket.gaierror as error:
-        raise BrokerUnreachable(
-            f"cannot resolve {endpoint.host!r} ({error.strerror})",
-            "check the host name in the cloud's url and the device's DNS settings",
-        ) from error
     except OSError as error:
-        # Refused, unreachable host or network, timeout: every socket error is ours to name.
-        raise BrokerUnreachable(
-            f"{endpoint.name} broker {where} is unreachable: {error.strerror or error}",
-            "check the host and port in the cloud's url and the network path to it",
-        ) from error
+        raise unreachable(endpoint, error) from error
     try:
         deadline = started + timeout
         while not answered.is_set() and time.perf_counter() < deadline:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import socket
 import time
 
-from edgeagent.errors import BrokerRefused, BrokerUnreachable
+from edgeagent.bridge.probe import unreachable
+from edgeagent.errors import BrokerRefused
 from edgeagent.mqtt import packets
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.tls.refusal import refused_after_handshake
@@ -42,10 +43,7 @@ def try_certificate(endpoint: Endpoint, timeout: float = 60.0) -> float:
     try:
         raw = socket.create_connection((endpoint.host, endpoint.port), timeout)
     except OSError as error:
-        raise BrokerUnreachable(
-            f"{endpoint.name} broker {where} is unreachable: {error.strerror or error}",
-            "check the cloud's url and the network path to it",
-        ) from error
+        raise unreachable(endpoint, error) from error
     tls = None
     try:
         tls = endpoint.tls.wrap_socket(raw, server_hostname=endpoint.host)
