@@ -38,7 +38,7 @@ def _print_cloud(cloud: CloudStatus) -> None:
     from edgeagent.clouds.status import human_time
 
     if not cloud.configured:
-        print(f"{cloud.cloud}: not configured ({cloud.cloud}.url is not set)")
+        print(f"{cloud.cloud} ({cloud.title}): not configured ({cloud.cloud}.url is not set)")
         if not cloud.process.running:
             return
         print("    (but a bridge for it runs: `agent disconnect` stops it)")

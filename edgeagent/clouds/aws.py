@@ -14,6 +14,7 @@ from pathlib import Path
 from edgeagent.clouds.profile import CloudProfile, RoundTrip, rules_path
 from edgeagent.config import AgentConfig
 
+TITLE = "AWS IoT Core"
 MAX_PAYLOAD = 128 * 1024  # AWS IoT Core's message size limit
 HTTPS_PORT = 443
 MQTT_ALPN = b"x-amzn-mqtt-ca"
@@ -23,7 +24,7 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
     host, port = config.aws.host_port()
     return CloudProfile(
         name="aws",
-        title="AWS IoT Core",
+        title=TITLE,
         host=host,
         port=port,
         root_cert_path=config.aws.root_cert_path,

@@ -14,6 +14,7 @@ from pathlib import Path
 from edgeagent.clouds.profile import CloudProfile, RoundTrip, rules_path
 from edgeagent.config import AgentConfig
 
+TITLE = "Azure IoT Hub"
 API_VERSION = "2021-04-12"
 MAX_PAYLOAD = 256 * 1024  # IoT Hub's device-to-cloud message limit
 
@@ -22,7 +23,7 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
     host, port = config.az.host_port()
     return CloudProfile(
         name="az",
-        title="Azure IoT Hub",
+        title=TITLE,
         host=host,
         port=port,
         root_cert_path=config.az.root_cert_path,

@@ -8,6 +8,7 @@ from edgeagent.clouds.profile import CloudProfile, RoundTrip, rules_path
 from edgeagent.config import AgentConfig
 
 # Cumulocity's MQTT service refuses larger payloads.
+TITLE = "Cumulocity"
 MAX_PAYLOAD = 16184
 
 
@@ -15,7 +16,7 @@ def profile(config: AgentConfig, config_dir: Path) -> CloudProfile:
     host, port = config.c8y.host_port()
     return CloudProfile(
         name="c8y",
-        title="Cumulocity",
+        title=TITLE,
         host=host,
         port=port,
         root_cert_path=config.c8y.root_cert_path,

@@ -254,7 +254,9 @@ def _rules(state: _State) -> str:
 def _handshake(state: _State) -> str:
     assert state.profile is not None and state.signer is not None
     assert state.certificate is not None
-    anchors = load_trust_anchors(state.profile.root_cert_path)
+    anchors = load_trust_anchors(
+        state.profile.root_cert_path, f"{state.profile.name}.root_cert_path"
+    )
     tls = TlsClientContext(
         state.signer,
         state.certificate.pem,

@@ -3,13 +3,14 @@
     from edgeagent.clouds.registry import CLOUDS, cloud_profile
     CLOUDS                                          # ("c8y",): argparse choices, loops
     profile = cloud_profile("c8y", config, config_dir)
+    cloud_title("az")                               # "Azure IoT Hub", configured or not
 
 A cloud is three things, each in one place:
 
 - its configuration keys: a ``CloudConfig`` section in ``edgeagent/config/schema.py``
   (the configuration layer cannot import this one, and every key lives in the schema);
   ``CLOUDS`` is that list, read from the generated ``config/keytable.py``;
-- its profile module ``edgeagent/clouds/<name>.py`` with a function
+- its profile module ``edgeagent/clouds/<name>.py`` with its ``TITLE`` and a function
   ``profile(config, config_dir) -> CloudProfile`` (endpoint, client id, username,
   limits);
 - its bridge rules ``edgeagent/clouds/rules/<name>.toml``.
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from edgeagent.clouds.profile import CloudProfile
     from edgeagent.config import AgentConfig
 
-__all__ = ["CLOUDS", "cloud_profile", "require_cloud"]
+__all__ = ["CLOUDS", "cloud_profile", "cloud_title", "require_cloud"]
 
 
 def require_cloud(cloud: str) -> str:
@@ -41,6 +42,12 @@ def require_cloud(cloud: str) -> str:
     if cloud not in CLOUDS:
         raise UnknownCloud(f"unknown cloud {cloud!r}", f"use one of: {', '.join(CLOUDS)}")
     return cloud
+
+
+def cloud_title(cloud: str) -> str:
+    """The name people know ``cloud`` by ("Azure IoT Hub"), configured or not."""
+    title: str = importlib.import_module(f"edgeagent.clouds.{require_cloud(cloud)}").TITLE
+    return title
 
 
 def cloud_profile(cloud: str, config: AgentConfig, config_dir: Path) -> CloudProfile:

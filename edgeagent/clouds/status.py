@@ -47,7 +47,7 @@ from edgeagent.bridge.status_file import (
     read_status,
     status_path,
 )
-from edgeagent.clouds.registry import CLOUDS, cloud_profile, require_cloud
+from edgeagent.clouds.registry import CLOUDS, cloud_title, require_cloud
 from edgeagent.config import AgentConfig, load_config
 from edgeagent.errors import (
     AgentError,
@@ -264,7 +264,7 @@ def cloud_status(config: AgentConfig, config_dir: Path, cloud: str) -> CloudStat
     service = BridgeService(cloud, config_dir, config.run.path, config.logs.path)
     return CloudStatus(
         cloud=cloud,
-        title=_title(config, config_dir, cloud) if configured else cloud,
+        title=cloud_title(cloud),
         configured=configured,
         process=bridge_process(service, status),
         status_path=path,
@@ -335,13 +335,6 @@ def _main_pid(unit: str) -> int | None:
     )
     text = done.stdout.strip()
     return int(text) if text.isdigit() and text != "0" else None
-
-
-def _title(config: AgentConfig, config_dir: Path, cloud: str) -> str:
-    try:
-        return cloud_profile(cloud, config, config_dir).title
-    except AgentError:
-        return cloud  # the profile's own problem is doctor's to report
 
 
 def _pid_text(process: BridgeProcess) -> str:

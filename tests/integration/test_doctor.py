@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,20 @@ def test_missing_module_fails_at_module(gateway: Gateway, softhsm_token: SoftHsm
     done = gateway.agent("doctor", "c8y")
     _fails_at(done, "PKCS#11 module loads")
     assert done.returncode == exit_code(errors.ModuleLoadError)
+
+
+def test_a_missing_root_ca_is_named_by_its_key(
+    gateway: Gateway, softhsm_token: SoftHsmToken, tmp_path: Path
+) -> None:
+    gateway.new_device_key(softhsm_token)
+    missing = tmp_path / "no-such-ca.pem"
+    gateway.set("c8y.root_cert_path", str(missing))
+    done = gateway.agent("doctor", "c8y")
+    assert done.returncode == exit_code(errors.RootCertificatesUnreadable), done.stdout
+    # As connect says it: the key the path came from, not "the cloud's root_cert_path".
+    assert f"{missing} (c8y.root_cert_path) does not exist" in done.stdout, done.stdout
+    assert "fix: set c8y.root_cert_path to" in done.stdout
+    assert "the cloud's root_cert_path" not in done.stdout
 
 
 def test_ambiguous_key_uri_fails_doctor(gateway: Gateway, softhsm_token: SoftHsmToken) -> None:

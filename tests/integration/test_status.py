@@ -179,13 +179,15 @@ def test_no_cloud_configured_says_so(gateway: Gateway) -> None:
     gateway.agent("config", "unset", "c8y.url")
     done = gateway.agent("status")
     assert done.returncode == exit_code(errors.MissingConfigValue), done.stdout + done.stderr
-    assert "c8y: not configured (c8y.url is not set)" in done.stdout
+    assert "c8y (Cumulocity): not configured (c8y.url is not set)" in done.stdout
     assert "error: no cloud is configured" in done.stderr
 
     code, report = status_json(gateway)
     assert code == exit_code(errors.MissingConfigValue)
     assert report["up"] is False
     assert [c["configured"] for c in report["clouds"]] == [False, False, False]
+    titles = ["Cumulocity", "Azure IoT Hub", "AWS IoT Core"]
+    assert [c["title"] for c in report["clouds"]] == titles  # named alike, configured or not
 
 
 def test_a_configured_cloud_never_connected_is_not_running(gateway: Gateway) -> None:
@@ -240,7 +242,7 @@ def test_a_bridge_that_runs_for_an_unconfigured_cloud_is_shown(
     try:
         done = gateway.agent("status")
         assert done.returncode == exit_code(errors.MissingConfigValue), done.stdout + done.stderr
-        assert "c8y: not configured (c8y.url is not set)" in done.stdout
+        assert "c8y (Cumulocity): not configured (c8y.url is not set)" in done.stdout
         assert "(but a bridge for it runs: `agent disconnect` stops it)" in done.stdout
         assert f"bridge: running, pid {gateway.bridge_pid()}" in done.stdout
     finally:

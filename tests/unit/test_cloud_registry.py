@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent.clouds.profile import CloudProfile
-from edgeagent.clouds.registry import CLOUDS, cloud_profile, require_cloud
+from edgeagent.clouds.registry import CLOUDS, cloud_profile, cloud_title, require_cloud
 from edgeagent.config import AgentConfig
 from edgeagent.errors import ConfigError
 
@@ -39,6 +39,8 @@ def test_a_profile_is_named_after_its_cloud(cloud: str, tmp_path: Path) -> None:
     assert profile.identity == config.identity(cloud)
     assert profile.host == "cloud.example.com"
     assert profile.rules_path.name == f"{cloud}.toml"
+    # `agent status` names a cloud that is not configured by the same title.
+    assert cloud_title(cloud) == profile.title != cloud
 
 
 def test_an_unknown_cloud_names_the_known_ones(tmp_path: Path) -> None:
