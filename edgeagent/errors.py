@@ -126,7 +126,7 @@ class ConfigWriteError(ConfigError):
 
 
 class UnknownCloud(ConfigError):
-    """A cloud name the agent does not know (the cloud registry lists those it does)."""
+    """An unknown cloud name from a caller (a CLOUD on the command line is usage error 2)."""
 
 
 class RootCertificatesUnreadable(ConfigError):
