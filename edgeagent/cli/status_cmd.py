@@ -65,8 +65,8 @@ def _print_cloud(cloud: CloudStatus) -> None:
     if status is None:
         return
     last = "" if cloud.current else "last "
-    print(f"    {last}cloud link: {_link(status.cloud_link)}")
-    print(f"    {last}local link: {_link(status.local_link)}")
+    print(f"    {last}cloud link: {link_line(status.cloud_link)}")
+    print(f"    {last}local link: {link_line(status.local_link)}")
     c = status.counters
     print(
         f"    forwarded: {c.forwarded.to_cloud} to the cloud, {c.forwarded.to_local} to the "
@@ -83,7 +83,8 @@ def _print_cloud(cloud: CloudStatus) -> None:
     print(f"    key: {status.key_uri}")
 
 
-def _link(link: LinkStatus) -> str:
+def link_line(link: LinkStatus) -> str:
+    """A link as `agent status` prints it: up or down since when, and its last error."""
     from edgeagent.clouds.status import human_time
 
     text = "up" if link.up else "down"
@@ -93,7 +94,9 @@ def _link(link: LinkStatus) -> str:
         text += f", {link.tls_version}"
     if link.last_error:
         at = f" at {human_time(link.last_error_at)}" if link.last_error_at else ""
-        text += f"; last error{at}: {link.last_error}"
+        # An error from before the link came up is history, said as such.
+        past = link.up and link.since is not None and (link.last_error_at or 0) <= link.since
+        text += f"; {'recovered from an error' if past else 'last error'}{at}: {link.last_error}"
     return text
 
 
