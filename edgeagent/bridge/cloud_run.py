@@ -55,12 +55,15 @@ class CloudRun:
         """Start the thread; the start's error, or None once the bridge runs."""
         self.thread.start()
         if not self.ready.wait(timeout):
-            self.stop.set()
-            return ServiceError(
+            # Abandoned: the thread may still finish opening the key, but then
+            # stops at once, and it never counts as running (N1).
+            self.error = ServiceError(
                 f"the {self.cloud} bridge did not start within {timeout:.0f} s "
                 "(opening the key, or the token, is stuck)",
                 f"see the {self.cloud} bridge's log",
             )
+            self.stop.set()
+            return self.error
         return self.error
 
     def _main(self) -> None:
@@ -73,7 +76,8 @@ class CloudRun:
                 finally:
                     prepared.close()
         except AgentError as error:
-            self.error = error
+            if not self.stop.is_set() or self.error is None:  # keep an abandoned start's error
+                self.error = error
             log.error("the %s bridge stopped: %s", self.cloud, error)
         except Exception as error:  # a bug: this cloud stops, the others go on
             log.exception("the %s bridge failed", self.cloud)
