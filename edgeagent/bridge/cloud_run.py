@@ -51,8 +51,10 @@ class CloudRun:
     def running(self) -> bool:
         return self.thread.is_alive() and self.error is None
 
-    def start(self, timeout: float = timeouts.CLOUD_START) -> AgentError | None:
-        """Start the thread; the start's error, or None once the bridge runs."""
+    def start(self, timeout: float | None = None) -> AgentError | None:
+        """Start the thread; the start's error, or None once the bridge runs
+        (``timeout``: timeouts.CLOUD_START)."""
+        timeout = timeouts.CLOUD_START if timeout is None else timeout
         self.thread.start()
         if not self.ready.wait(timeout):
             # Abandoned: the thread may still finish opening the key, but then

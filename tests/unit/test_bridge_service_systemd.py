@@ -140,8 +140,8 @@ class AskingService(SystemdService):
 
     asked: list[str] = field(default_factory=list)
 
-    def _start_in_host(self) -> str:
-        self.asked.append(self.cloud)
+    def _start_in_host(self, *, restart: bool = False) -> str:
+        self.asked.append(f"restart {self.cloud}" if restart else self.cloud)
         return "in the host"
 
 
