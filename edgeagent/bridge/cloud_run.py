@@ -54,8 +54,12 @@ class CloudRun:
     def start(self, timeout: float | None = None) -> AgentError | None:
         """Start the thread; the start's error, or None once the bridge runs
         (``timeout``: timeouts.CLOUD_START)."""
-        timeout = timeouts.CLOUD_START if timeout is None else timeout
         self.thread.start()
+        return self.wait_started(timeout)
+
+    def wait_started(self, timeout: float | None = None) -> AgentError | None:
+        """After ``thread.start()``: the start's error, or None once the bridge runs."""
+        timeout = timeouts.CLOUD_START if timeout is None else timeout
         if not self.ready.wait(timeout):
             # Abandoned: the thread may still finish opening the key, but then
             # stops at once, and it never counts as running (N1).

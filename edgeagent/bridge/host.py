@@ -61,11 +61,14 @@ class BridgeHost:
         self.exit_code_for = exit_code_for
         self.clouds: dict[str, CloudRun] = {}
         self._lock = threading.Lock()
-        """Guards ``clouds``, ``_cloud_locks``, ``_in_flight``, ``_retry`` and ``_withdrawn``."""
+        """Guards ``clouds``, ``_cloud_locks``, ``_in_flight``, ``_retry``, ``_closing``
+        and ``_withdrawn``."""
         self._cloud_locks: dict[str, threading.Lock] = {}
         self._in_flight = 0
         self._retry: dict[str, BridgePlan] = {}
         """Clouds whose start failed for a reason that may pass (serve_in_foreground)."""
+        self._closing = False
+        """Set by stop_all: no cloud starts any more."""
         self._withdrawn: set[str] = set()
         """Clouds a stop request ended (their end is no failure of the host)."""
 
@@ -133,8 +136,12 @@ class BridgeHost:
         output = None if self.log_dir is None else log_file_for(self.log_dir, plan.cloud)
         run = CloudRun(plan, pid_file_for(self.run_dir, plan.cloud), output)
         with self._lock:
+            # Registered and started at once, never after stop_all's snapshot (N6).
+            if self._closing:
+                return self._error(ServiceError("the bridge host is stopping"))
             self.clouds[plan.cloud] = run
-        error = run.start()
+            run.thread.start()
+        error = run.wait_started()
         if error is not None:
             return self._error(error)
         return control.ok_reply(pid=os.getpid(), cloud=plan.cloud)
@@ -216,12 +223,18 @@ class BridgeHost:
         )
 
     def stop_all(self) -> None:
-        for run in self._runs():
+        """Stop every cloud, and refuse new starts: a start in progress (a
+        control request, a retry) is stopped too, and waited for, so no
+        cloud's thread is left running while the process exits (N6)."""
+        with self._lock:
+            self._closing = True
+            runs = list(self.clouds.values())
+        for run in runs:
             run.stop.set()
-        deadline = time.monotonic() + timeouts.CLOUD_STOP
-        for run in self._runs():
-            if run.thread.ident is not None:
-                run.thread.join(max(0.0, deadline - time.monotonic()))
+        # A start still opening the key gets its whole CLOUD_START.
+        deadline = time.monotonic() + timeouts.START_HELD
+        for run in runs:
+            run.thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the control socket -------------------------------------------------------------
 

@@ -355,3 +355,24 @@ def test_restart_replaces_the_cloud_and_the_host_serves_on(
         finally:
             stop.set()
             server.join(10)
+
+
+def test_after_stop_all_no_cloud_starts_and_a_start_in_progress_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N6: a start during SIGTERM escaped stop_all and died with the process."""
+    token = _Token(monkeypatch, stuck=1)
+    bridge_host = _host_with_run_dir(tmp_path)
+    plan = cast(BridgePlan, SimpleNamespace(cloud="c8y"))
+    starting = threading.Thread(target=bridge_host.start, args=(plan,))
+    starting.start()
+    assert token.entered.wait(10)
+    threading.Timer(0.3, token.release.set).start()
+    bridge_host.stop_all()  # SIGTERM while c8y opens its key
+    run = bridge_host.clouds["c8y"]
+    assert not run.thread.is_alive() and token.prepared[0].stopped_before_run
+    starting.join(10)
+
+    reply = bridge_host.start(cast(BridgePlan, SimpleNamespace(cloud="az")))
+    assert not reply["ok"] and "stopping" in reply["message"]
+    assert "az" not in bridge_host.clouds and len(token.prepared) == 1
