@@ -40,6 +40,8 @@ class CloudRun:
         self.ready = threading.Event()
         """Set once the bridge runs (key open, pid file held), or the start failed."""
         self.error: AgentError | None = None
+        self.ran = False
+        """Set once its bridge ran (its start succeeded, and no stop came first)."""
         self.since = time.time()
         self.thread = threading.Thread(target=self._main, name=thread_name(plan.cloud), daemon=True)
 
@@ -78,6 +80,7 @@ class CloudRun:
                 prepared = prepare(self.plan, self.cert_check_output)
                 try:
                     self.ready.set()
+                    self.ran = not self.stop.is_set()
                     prepared.run(self.stop)
                 finally:
                     prepared.close()

@@ -206,12 +206,13 @@ class BridgeHost:
         return control.ok_reply(pid=os.getpid(), cloud=cloud)
 
     def failure(self) -> AgentError | None:
-        """The error of a cloud that ended without being stopped (no stop request,
-        nothing left to retry): the host's exit code comes from it (N1)."""
+        """The error of a cloud that ran, then ended without a stop request: the
+        host's exit code comes from it, so systemd restarts the host (N1). A
+        start that failed was logged then, and retried if that may help."""
         with self._lock:
             runs = [run for run in self.clouds.values() if run.cloud not in self._withdrawn]
         for run in runs:
-            if run.error is not None and not run.thread.is_alive():
+            if run.ran and run.error is not None and not run.thread.is_alive():
                 return run.error
         return None
 
