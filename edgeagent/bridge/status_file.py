@@ -27,7 +27,12 @@ The JSON, ``schema`` 1 (times are UTC, ISO 8601, ``Z``; null when unknown)::
                     "last_error_at": null, "tls_version": null},
      "forwarded": {"to_cloud": 12, "to_local": 3},
      "in_flight": {"to_cloud": 0, "to_local": 0},
-     "dropped": {"oversize": 0, "no_rule": 0, "qos0_link_down": 0}}
+     "dropped": {"oversize": 0, "no_rule": 0, "qos0_link_down": 0},
+     "updated_uptime": 812.4}
+
+``updated_uptime`` is the boot clock (CLOCK_BOOTTIME, seconds) at
+``updated_at``: `agent status` judges a file stale on it, never on the wall
+clock that NTP may step after boot (absent in older files: the wall clock).
 """
 
 from __future__ import annotations
