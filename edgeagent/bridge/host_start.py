@@ -55,17 +55,21 @@ def start_in_host(
     Once this process is the host it logs to ``log_dir`` (None: stderr).
     """
     deadline = time.monotonic() + timeouts.JOIN
+    hint = _host_log_hint(log_dir)
     while True:
         try:
             reply = control.request(
-                run_dir, {"op": op, "plan": json.loads(plan.to_json())}, timeouts.CONTROL_START
+                run_dir,
+                {"op": op, "plan": json.loads(plan.to_json())},
+                timeouts.CONTROL_START,
+                hint,
             )
         except control.ControlUnavailable:
             pass
         except ServiceError:
             # No answer in time: this command reports a failure, so the host
             # must not go on to start the cloud after all.
-            _withdraw(run_dir, plan.cloud)
+            _withdraw(run_dir, plan.cloud, hint)
             raise
         else:
             report(reply)
@@ -81,18 +85,23 @@ def start_in_host(
                         log_to_files(log_dir)
                     return _be_host(plan, run_dir, log_dir, stop, exit_code_for, report)
         if time.monotonic() > deadline:
-            where = "the journal" if log_dir is None else str(log_file_for(log_dir, HOST))
             raise ServiceError(
-                f"no bridge host answers on {control.socket_path(run_dir)}",
-                f"see the bridge host's log ({where})",
+                f"no bridge host answers on {control.socket_path(run_dir)}", f"see {hint}"
             )
         time.sleep(0.05)
 
 
-def _withdraw(run_dir: Path, cloud: str) -> None:
+def _host_log_hint(log_dir: Path | None) -> str:
+    """Where the host logs: its file, or (None: under systemd) the unit's journal."""
+    if log_dir is None:
+        return "the bridge host's journal (journalctl -u agent-bridge.service)"
+    return str(log_file_for(log_dir, HOST))
+
+
+def _withdraw(run_dir: Path, cloud: str, hint: str) -> None:
     """Ask the host to stop ``cloud`` whose start this command gave up on (best effort)."""
     try:
-        control.request(run_dir, {"op": "stop", "cloud": cloud}, timeouts.CONTROL_STOP)
+        control.request(run_dir, {"op": "stop", "cloud": cloud}, timeouts.CONTROL_STOP, hint)
     except AgentError as error:
         log.warning("could not withdraw the start of %s: %s", cloud, error)
 

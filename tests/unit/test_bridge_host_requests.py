@@ -376,3 +376,15 @@ def test_after_stop_all_no_cloud_starts_and_a_start_in_progress_is_waited_for(
     reply = bridge_host.start(cast(BridgePlan, SimpleNamespace(cloud="az")))
     assert not reply["ok"] and "stopping" in reply["message"]
     assert "az" not in bridge_host.clouds and len(token.prepared) == 1
+
+
+def test_a_host_that_does_not_answer_in_time_is_named_with_where_it_logs(tmp_path: Path) -> None:
+    """L3: under systemd the fix still said logs.path/bridge-host.log."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    journal = "journalctl -u agent-bridge.service"
+    with control_socket(run_dir), pytest.raises(control.ControlTimeout) as caught:
+        control.request(run_dir, {"op": "list"}, 0.3, journal)  # never accepted
+    assert caught.value.fix == f"see {journal}"
+    assert host_start._host_log_hint(None).endswith(f"({journal})")
+    assert host_start._host_log_hint(tmp_path) == str(tmp_path / "bridge-host.log")
