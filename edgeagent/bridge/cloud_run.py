@@ -40,6 +40,8 @@ class CloudRun:
         self.ready = threading.Event()
         """Set once the bridge runs (key open, pid file held), or the start failed."""
         self.error: AgentError | None = None
+        self.ran = False
+        """Set once its bridge ran (its start succeeded, and no stop came first)."""
         self.since = time.time()
         self.thread = threading.Thread(target=self._main, name=thread_name(plan.cloud), daemon=True)
 
@@ -51,16 +53,25 @@ class CloudRun:
     def running(self) -> bool:
         return self.thread.is_alive() and self.error is None
 
-    def start(self, timeout: float = timeouts.CLOUD_START) -> AgentError | None:
-        """Start the thread; the start's error, or None once the bridge runs."""
+    def start(self, timeout: float | None = None) -> AgentError | None:
+        """Start the thread; the start's error, or None once the bridge runs
+        (``timeout``: timeouts.CLOUD_START)."""
         self.thread.start()
+        return self.wait_started(timeout)
+
+    def wait_started(self, timeout: float | None = None) -> AgentError | None:
+        """After ``thread.start()``: the start's error, or None once the bridge runs."""
+        timeout = timeouts.CLOUD_START if timeout is None else timeout
         if not self.ready.wait(timeout):
-            self.stop.set()
-            return ServiceError(
+            # Abandoned: the thread may still finish opening the key, but then
+            # stops at once, and it never counts as running (N1).
+            self.error = ServiceError(
                 f"the {self.cloud} bridge did not start within {timeout:.0f} s "
                 "(opening the key, or the token, is stuck)",
                 f"see the {self.cloud} bridge's log",
             )
+            self.stop.set()
+            return self.error
         return self.error
 
     def _main(self) -> None:
@@ -69,11 +80,13 @@ class CloudRun:
                 prepared = prepare(self.plan, self.cert_check_output)
                 try:
                     self.ready.set()
+                    self.ran = not self.stop.is_set()
                     prepared.run(self.stop)
                 finally:
                     prepared.close()
         except AgentError as error:
-            self.error = error
+            if not self.stop.is_set() or self.error is None:  # keep an abandoned start's error
+                self.error = error
             log.error("the %s bridge stopped: %s", self.cloud, error)
         except Exception as error:  # a bug: this cloud stops, the others go on
             log.exception("the %s bridge failed", self.cloud)

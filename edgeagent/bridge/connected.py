@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,8 @@ def names(config_dir: Path) -> list[str]:
     """
     file = path(config_dir)
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO planted at its name never blocks the open (N9).
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return []
     except OSError as error:
@@ -52,6 +54,12 @@ def names(config_dir: Path) -> list[str]:
             f"replace it by a file: rm {file}, then agent connect <cloud> again",
         ) from None
     with os.fdopen(fd) as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ServiceError(
+                f"{file} is not a regular file",
+                f"replace it by a file: rm {file}, then agent connect <cloud> again",
+            )
+        os.set_blocking(fd, True)
         if os.geteuid() == ROOT_UID:
             writer = changeable_by_others(file)
             if writer is not None:

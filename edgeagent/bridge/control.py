@@ -49,6 +49,10 @@ class ControlUnavailable(ServiceError):
     """Nothing answers on the control socket (no host, or it is exiting)."""
 
 
+class ControlTimeout(ServiceError):
+    """The host took the request but did not answer in time (it may still carry it out)."""
+
+
 def socket_path(run_dir: Path) -> Path:
     return run_dir / SOCKET_NAME
 
@@ -97,12 +101,18 @@ def trusted_uid(uid: int) -> bool:
     return uid in (os.getuid(), 0)
 
 
-def request(run_dir: Path, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+def request(
+    run_dir: Path,
+    body: dict[str, Any],
+    timeout: float,
+    log_hint: str = "logs.path/bridge-host.log",
+) -> dict[str, Any]:
     """Send one request to the host in ``run_dir``; its reply.
 
     ControlUnavailable when no host listens (or it closed on us before
     answering, which it does only while exiting: the request was not done).
     ``timeout``: how long the host may take to answer (a start opens the key).
+    ``log_hint``: where the host logs (under systemd: the unit's journal).
     """
     path = socket_path(run_dir)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -131,9 +141,9 @@ def request(run_dir: Path, body: dict[str, Any], timeout: float) -> dict[str, An
         except (PeerClosed, ConnectionResetError, BrokenPipeError) as error:
             raise ControlUnavailable(f"the bridge host closed {path} without an answer") from error
         except (FrameError, TimeoutError) as error:
-            raise ServiceError(
+            raise ControlTimeout(
                 f"the bridge host did not answer on {path} in time ({error})",
-                "see logs.path/bridge-host.log",
+                f"see {log_hint}",
             ) from error
     finally:
         sock.close()

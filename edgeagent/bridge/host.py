@@ -61,11 +61,16 @@ class BridgeHost:
         self.exit_code_for = exit_code_for
         self.clouds: dict[str, CloudRun] = {}
         self._lock = threading.Lock()
-        """Guards ``clouds``, ``_cloud_locks`` and ``_in_flight``."""
+        """Guards ``clouds``, ``_cloud_locks``, ``_in_flight``, ``_retry``, ``_closing``
+        and ``_withdrawn``."""
         self._cloud_locks: dict[str, threading.Lock] = {}
         self._in_flight = 0
         self._retry: dict[str, BridgePlan] = {}
         """Clouds whose start failed for a reason that may pass (serve_in_foreground)."""
+        self._closing = False
+        """Set by stop_all: no cloud starts any more."""
+        self._withdrawn: set[str] = set()
+        """Clouds a stop request ended (their end is no failure of the host)."""
 
     def _cloud_lock(self, cloud: str) -> threading.Lock:
         with self._lock:
@@ -83,13 +88,43 @@ class BridgeHost:
         return [run.cloud for run in self._runs() if run.running]
 
     def start(self, plan: BridgePlan) -> dict[str, Any]:
+        with self._lock:  # this start replaces a pending retry
+            self._retry.pop(plan.cloud, None)
+            self._withdrawn.discard(plan.cloud)
         with self._cloud_lock(plan.cloud):
-            with self._lock:  # this start replaces a pending retry
-                self._retry.pop(plan.cloud, None)
+            return self._start(plan)
+
+    def restart(self, plan: BridgePlan) -> dict[str, Any]:
+        """Stop ``plan``'s cloud if it runs, then start it with ``plan``, under one
+        lock: `agent reconnect` (and a certificate renewal) never leaves the host
+        with no cloud, so it never exits in between (N3)."""
+        with self._lock:
+            self._retry.pop(plan.cloud, None)
+            self._withdrawn.discard(plan.cloud)
+        with self._cloud_lock(plan.cloud):
+            run = self.clouds.get(plan.cloud)
+            if run is not None and run.thread.is_alive():
+                reply = self._stop(plan.cloud)
+                if not reply["ok"]:
+                    return reply
             return self._start(plan)
 
     def _start(self, plan: BridgePlan) -> dict[str, Any]:
         current = self.clouds.get(plan.cloud)
+        if current is not None and current.thread.is_alive() and not current.running:
+            # An abandoned start (a stuck token) or a stop still finishing: it
+            # never runs its bridge; wait for it, else this try fails for a
+            # reason that passes (retried), never "already running" (N1).
+            current.stop.set()
+            current.thread.join(timeouts.CLOUD_STOP)
+            if current.thread.is_alive():
+                return self._error(
+                    ServiceError(
+                        f"the previous start of the {plan.cloud} bridge is still stuck "
+                        "opening the key (or the token)",
+                        f"see the {plan.cloud} bridge's log; it is tried again",
+                    )
+                )
         if current is not None and current.thread.is_alive():
             return self._error(
                 BridgeAlreadyRunning(
@@ -101,16 +136,27 @@ class BridgeHost:
         output = None if self.log_dir is None else log_file_for(self.log_dir, plan.cloud)
         run = CloudRun(plan, pid_file_for(self.run_dir, plan.cloud), output)
         with self._lock:
+            # Registered and started at once, never after stop_all's snapshot (N6).
+            if self._closing:
+                return self._error(ServiceError("the bridge host is stopping"))
             self.clouds[plan.cloud] = run
-        error = run.start()
+            run.thread.start()
+        error = run.wait_started()
         if error is not None:
             return self._error(error)
         return control.ok_reply(pid=os.getpid(), cloud=plan.cloud)
 
     def stop(self, cloud: str) -> dict[str, Any]:
+        # Before the cloud lock: a retry waiting is withdrawn at once, and a
+        # start in progress (a control request, a retry) stops as soon as its
+        # key is open instead of running its bridge (N4).
+        with self._lock:
+            withdrawn = self._retry.pop(cloud, None) is not None
+            self._withdrawn.add(cloud)
+            pending = self.clouds.get(cloud)
+        if pending is not None:
+            pending.stop.set()
         with self._cloud_lock(cloud):
-            with self._lock:
-                withdrawn = self._retry.pop(cloud, None) is not None
             reply = self._stop(cloud)
             if withdrawn and not reply["ok"]:  # it was only waiting for a retry
                 return control.ok_reply(pid=os.getpid(), cloud=cloud)
@@ -126,15 +172,22 @@ class BridgeHost:
 
     def retry(self, cloud: str, never_retry: frozenset[int]) -> dict[str, Any] | None:
         """Start ``cloud`` again if it still waits for a retry (None: it does not);
-        it keeps waiting when the start fails again for a reason that may pass."""
+        it keeps waiting when the start fails again for a reason that may pass.
+
+        The cloud stays in the retry list until the attempt's outcome is known,
+        so the host never sees "nothing to serve" in between (N5).
+        """
         with self._cloud_lock(cloud):
             with self._lock:
-                plan = self._retry.pop(cloud, None)
+                plan = self._retry.get(cloud)
             if plan is None:
                 return None
             reply = self._start(plan)
-            if not reply["ok"] and int(reply["exit_code"]) not in never_retry:
-                self.retry_later(plan)
+            with self._lock:
+                if self._retry.get(cloud) is plan and (
+                    reply["ok"] or int(reply["exit_code"]) in never_retry
+                ):
+                    del self._retry[cloud]
             return reply
 
     def _stop(self, cloud: str) -> dict[str, Any]:
@@ -152,6 +205,17 @@ class BridgeHost:
             )
         return control.ok_reply(pid=os.getpid(), cloud=cloud)
 
+    def failure(self) -> AgentError | None:
+        """The error of a cloud that ran, then ended without a stop request: the
+        host's exit code comes from it, so systemd restarts the host (N1). A
+        start that failed was logged then, and retried if that may help."""
+        with self._lock:
+            runs = [run for run in self.clouds.values() if run.cloud not in self._withdrawn]
+        for run in runs:
+            if run.ran and run.error is not None and not run.thread.is_alive():
+                return run.error
+        return None
+
     def list(self) -> dict[str, Any]:
         return control.ok_reply(
             pid=os.getpid(),
@@ -160,12 +224,18 @@ class BridgeHost:
         )
 
     def stop_all(self) -> None:
-        for run in self._runs():
+        """Stop every cloud, and refuse new starts: a start in progress (a
+        control request, a retry) is stopped too, and waited for, so no
+        cloud's thread is left running while the process exits (N6)."""
+        with self._lock:
+            self._closing = True
+            runs = list(self.clouds.values())
+        for run in runs:
             run.stop.set()
-        deadline = time.monotonic() + timeouts.CLOUD_STOP
-        for run in self._runs():
-            if run.thread.ident is not None:
-                run.thread.join(max(0.0, deadline - time.monotonic()))
+        # A start still opening the key gets its whole CLOUD_START.
+        deadline = time.monotonic() + timeouts.START_HELD
+        for run in runs:
+            run.thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the control socket -------------------------------------------------------------
 
@@ -246,6 +316,9 @@ class BridgeHost:
             if op == "start":
                 plan = BridgePlan.from_json(json.dumps(request["plan"]).encode())
                 return self.start(plan)
+            if op == "restart":
+                plan = BridgePlan.from_json(json.dumps(request["plan"]).encode())
+                return self.restart(plan)
             if op == "stop":
                 return self.stop(str(request["cloud"]))
             if op == "list":

@@ -24,7 +24,7 @@ from typing import Any
 from edgeagent.bridge import control, timeouts
 from edgeagent.bridge.holder import HOST_PID_FILE
 from edgeagent.bridge.host import BridgeHost, ExitCodeFor, control_socket
-from edgeagent.bridge.logs import log_to_files
+from edgeagent.bridge.logs import HOST, log_file_for, log_to_files
 from edgeagent.bridge.pidfile import hold_pid_file
 from edgeagent.bridge.plan import BridgePlan
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
@@ -43,6 +43,7 @@ def start_in_host(
     report: Report,
     *,
     may_host: bool = True,
+    op: str = "start",
 ) -> int:
     """Start ``plan``'s cloud in the bridge host: ask the running one, or become it.
 
@@ -50,20 +51,25 @@ def start_in_host(
     it is known; the return value is the exit code: the host's when this
     process became the host and its last cloud stopped, else the reply's.
     ``may_host`` False (under systemd, where the unit is the host): only ask.
+    ``op`` "restart": the host stops the cloud's running bridge first.
     Once this process is the host it logs to ``log_dir`` (None: stderr).
     """
     deadline = time.monotonic() + timeouts.JOIN
+    hint = _host_log_hint(log_dir)
     while True:
         try:
             reply = control.request(
-                run_dir, {"op": "start", "plan": json.loads(plan.to_json())}, timeouts.CONTROL_START
+                run_dir,
+                {"op": op, "plan": json.loads(plan.to_json())},
+                timeouts.CONTROL_START,
+                hint,
             )
         except control.ControlUnavailable:
             pass
         except ServiceError:
             # No answer in time: this command reports a failure, so the host
             # must not go on to start the cloud after all.
-            _withdraw(run_dir, plan.cloud)
+            _withdraw(run_dir, plan.cloud, hint)
             raise
         else:
             report(reply)
@@ -80,16 +86,22 @@ def start_in_host(
                     return _be_host(plan, run_dir, log_dir, stop, exit_code_for, report)
         if time.monotonic() > deadline:
             raise ServiceError(
-                f"no bridge host answers on {control.socket_path(run_dir)}",
-                "see the bridge host's log (logs.path/bridge-host.log, or the journal)",
+                f"no bridge host answers on {control.socket_path(run_dir)}", f"see {hint}"
             )
         time.sleep(0.05)
 
 
-def _withdraw(run_dir: Path, cloud: str) -> None:
+def _host_log_hint(log_dir: Path | None) -> str:
+    """Where the host logs: its file, or (None: under systemd) the unit's journal."""
+    if log_dir is None:
+        return "the bridge host's journal (journalctl -u agent-bridge.service)"
+    return str(log_file_for(log_dir, HOST))
+
+
+def _withdraw(run_dir: Path, cloud: str, hint: str) -> None:
     """Ask the host to stop ``cloud`` whose start this command gave up on (best effort)."""
     try:
-        control.request(run_dir, {"op": "stop", "cloud": cloud}, timeouts.CONTROL_STOP)
+        control.request(run_dir, {"op": "stop", "cloud": cloud}, timeouts.CONTROL_STOP, hint)
     except AgentError as error:
         log.warning("could not withdraw the start of %s: %s", cloud, error)
 
@@ -129,8 +141,9 @@ def serve_in_foreground(
     A cloud that fails to start is logged; while the others run it is
     started again with back-off, unless its exit code is in ``never_retry``
     (a wrong PIN: never retried), and `agent disconnect` withdraws it. When
-    none starts, the exit code is the first failure's, so systemd restarts
-    the host or not (RestartPreventExitStatus=).
+    none starts, or the last one ends with an error nobody asked for, the
+    exit code is that failure's, so systemd restarts the host or not
+    (RestartPreventExitStatus=).
     """
     with hold_pid_file(run_dir / HOST_PID_FILE), control_socket(run_dir) as listener:
         host = BridgeHost(run_dir, None, exit_code_for)
@@ -156,6 +169,12 @@ def serve_in_foreground(
         )
         retries.start()
         host.serve(listener, stop)
+        failure = None if stop.is_set() else host.failure()
+    if failure is not None:
+        # A connected cloud ended on its own (not disconnected): systemd must
+        # see a failure and restart the host (RestartPreventExitStatus= applies).
+        log.error("bridge host stopped: %s", failure)
+        return exit_code_for(failure)
     log.info("bridge host stopped")
     return 0
 

@@ -39,12 +39,16 @@ def exec_runtime(plan: BridgePlan, pid_file: Path | None) -> NoReturn:
     exec_lean(RUNTIME_MODULE, plan.to_json(), *args)
 
 
-def exec_host(plan: BridgePlan, run_dir: Path, log_dir: Path, *, join: bool = False) -> NoReturn:
+def exec_host(
+    plan: BridgePlan, run_dir: Path, log_dir: Path, *, join: bool = False, restart: bool = False
+) -> NoReturn:
     """Replace this process by the lean runtime that starts ``plan``'s cloud in the
     bridge host: it hands the plan to the running host, else becomes the host
-    (``join``: never; under systemd the unit is the host)."""
+    (``join``: never; under systemd the unit is the host). ``restart``: the host
+    stops the cloud's running bridge first (`agent reconnect`)."""
     args = ["--host", str(run_dir), "--log-dir", str(log_dir)]
-    exec_lean(RUNTIME_MODULE, plan.to_json(), *args, *(["--join"] if join else []))
+    args += ["--join"] if join else []
+    exec_lean(RUNTIME_MODULE, plan.to_json(), *args, *(["--restart"] if restart else []))
 
 
 def exec_host_foreground(plans: list[BridgePlan], run_dir: Path) -> NoReturn:

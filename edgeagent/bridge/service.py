@@ -35,7 +35,7 @@ from edgeagent.bridge.holder import (
     open_pid_file,
     pid_file_for,
 )
-from edgeagent.bridge.logs import log_file_for
+from edgeagent.bridge.logs import HOST, log_file_for
 from edgeagent.bridge.processes import last_json_line, locked_pid, process_alive, read_until_closed
 from edgeagent.config.locations import is_system_config_dir
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
@@ -79,6 +79,16 @@ class BridgeService:
         if self.manager == "systemd":
             return f"journalctl -u {self.unit}"
         return str(self.log_file)
+
+    @property
+    def host_log_hint(self) -> str:
+        """Where the bridge host logs its own records: its file, or the unit's journal."""
+        if self.manager == "systemd":
+            return f"journalctl -u {self.unit}"
+        return str(log_file_for(self.log_dir, HOST))
+
+    def _request(self, body: dict[str, object], timeout: float) -> dict[str, object]:
+        return control.request(self.run_dir, body, timeout, self.host_log_hint)
 
     @functools.cached_property
     def manager(self) -> str:
@@ -134,6 +144,23 @@ class BridgeService:
         self._remember(fatal=False)
         return how
 
+    def restart(self) -> str:
+        """Stop the running bridge and start it again with the configuration as it
+        is now (`agent reconnect`, a certificate renewal); returns how.
+
+        When the cloud runs in the host, the host does both under the cloud's
+        lock: connected-clouds and the systemd unit are never touched, and the
+        host never finds itself with no cloud (so never exits) in between (N3).
+        """
+        pid = self.running_pid()
+        if pid is not None and pid > 0 and pid == self.host_pid():
+            how = self._start_in_host(restart=True)
+            self._remember(fatal=False)  # it is connected; a no-op but for a lost record
+            return how
+        if pid is not None:
+            self.stop()
+        return self.start()
+
     def _remember(self, *, fatal: bool) -> bool:
         """Add the cloud to the connected ones (`agent bridge host` starts them);
         True when this call added it."""
@@ -157,8 +184,14 @@ class BridgeService:
             if pid is not None:
                 return f"systemd unit {self.unit}, pid {pid}"
             if self.host_pid() is not None:
-                listing = control.request(self.run_dir, {"op": "list"}, timeouts.CONTROL_STOP)
-                state = listing.get("clouds", {}).get(self.cloud)
+                try:
+                    listing = self._request({"op": "list"}, timeouts.CONTROL_LIST)
+                except (control.ControlUnavailable, control.ControlTimeout):
+                    # Binding its socket, or busy with its first starts: ask again (N2).
+                    time.sleep(0.1)
+                    continue
+                clouds = listing.get("clouds")
+                state = clouds.get(self.cloud) if isinstance(clouds, dict) else None
                 if state is None:
                     # The host read connected-clouds before this cloud was in it:
                     # nobody would start it, so ask the host to.
@@ -167,6 +200,8 @@ class BridgeService:
                     except BridgeAlreadyRunning:
                         pass  # it did start it meanwhile: its pid file says so next
                 elif state.get("error"):
+                    # The host may retry it: this command fails, so it must not (N2).
+                    self._withdraw_retry()
                     raise control.error_of(state)
             else:
                 active = subprocess.run(
@@ -178,13 +213,15 @@ class BridgeService:
                         f"see journalctl -u {self.unit}",
                     )
             time.sleep(0.1)
+        self._withdraw_retry()  # this command fails: the host must not start it later
         raise ServiceError(
             f"{self.unit} did not start {self.cloud} within {timeouts.RUN_START:.0f} s",
             f"see journalctl -u {self.unit}",
         )
 
-    def _start_in_host(self) -> str:
-        """``agent bridge run <cloud> --host``: this start's reply, or its error."""
+    def _start_in_host(self, *, restart: bool = False) -> str:
+        """``agent bridge run <cloud> --host``: this start's reply, or its error
+        (``restart``: the host stops the running bridge first)."""
         if self.manager != "systemd":  # else the unit's user owns them (and the journal logs)
             ensure_private_dir(self.run_dir, "run.path")
             ensure_private_dir(self.log_dir, "logs.path")
@@ -201,6 +238,7 @@ class BridgeService:
             "run",
             self.cloud,
             "--host",
+            *(["--restart"] if restart else []),
         ]
         child = subprocess.Popen(
             command,
@@ -214,6 +252,9 @@ class BridgeService:
         # the host itself runs on (communicate() would wait for its end).
         out, err = read_until_closed(child, timeouts.RUN_START)
         if out is None:
+            # The child may still hand the plan over: this start failed, so the
+            # host must not go on to run the cloud (N7).
+            self._withdraw_retry()
             raise ServiceError(
                 f"the bridge did not start within {timeouts.RUN_START:.0f} s",
                 f"see {self.log_hint}",
@@ -249,11 +290,9 @@ class BridgeService:
         if pid > 0 and pid == self.host_pid():
             # Only this cloud's thread stops; the host answers once it has.
             control.raise_for(
-                control.request(
-                    self.run_dir, {"op": "stop", "cloud": self.cloud}, timeouts.CONTROL_STOP
-                )
+                self._request({"op": "stop", "cloud": self.cloud}, timeouts.CONTROL_STOP)
             )
-            deadline = time.monotonic() + timeouts.CONTROL_STOP
+            deadline = time.monotonic() + timeouts.PROCESS_STOP
             while self.running_pid() == pid and time.monotonic() < deadline:
                 time.sleep(0.05)
             self._wait_host_gone_if_idle(pid)
@@ -266,8 +305,7 @@ class BridgeService:
         if self.host_pid() is None:
             return
         with contextlib.suppress(AgentError):
-            request = {"op": "stop", "cloud": self.cloud}
-            control.request(self.run_dir, request, timeouts.CONTROL_STOP)
+            self._request({"op": "stop", "cloud": self.cloud}, timeouts.CONTROL_STOP)
 
     def _wait_host_gone_if_idle(self, host: int | None) -> None:
         """When the host ``host`` runs no cloud any more it is exiting: wait until it has.
@@ -275,20 +313,12 @@ class BridgeService:
         A start in that window would ask a host that no longer answers, or
         (under systemd) find the unit still active and start nothing. So the
         host's pid file must be free, its process gone and (under systemd) the
-        unit inactive. Raises ServiceError when that takes over CONTROL_STOP.
+        unit inactive. Raises ServiceError when that takes over PROCESS_STOP,
+        unless the host serves a cloud again by then (another start revived it).
         """
-        if host is None:
-            return
-        try:
-            listing = control.request(self.run_dir, {"op": "list"}, timeouts.CONTROL_STOP)
-        except control.ControlUnavailable:
-            listing = {"clouds": {}}  # it stopped serving: it is exiting
-        except ServiceError:
-            return  # busy starting a cloud: it is not exiting
-        clouds = listing.get("clouds", {})
-        if listing.get("retrying") or any(state.get("running") for state in clouds.values()):
+        if host is None or self._host_serves():
             return  # it goes on serving the others (or starting them again)
-        deadline = time.monotonic() + timeouts.CONTROL_STOP
+        deadline = time.monotonic() + timeouts.PROCESS_STOP
         while True:
             held = self.host_pid()
             if held is not None:
@@ -297,12 +327,28 @@ class BridgeService:
             if gone and not self._unit_active():
                 return
             if time.monotonic() > deadline:
+                if held is not None and self._host_serves():
+                    return  # revived by a concurrent start: it serves on (N3)
                 raise ServiceError(
                     f"the bridge host (pid {host}) did not exit within "
-                    f"{timeouts.CONTROL_STOP:.0f} s after its last cloud stopped",
+                    f"{timeouts.PROCESS_STOP:.0f} s after its last cloud stopped",
                     f"see {self.log_hint}",
                 )
             time.sleep(0.05)
+
+    def _host_serves(self) -> bool:
+        """Whether the host runs a cloud (or will retry one); False when it is exiting."""
+        try:
+            listing = self._request({"op": "list"}, timeouts.CONTROL_LIST)
+        except control.ControlUnavailable:
+            return False  # it stopped serving: it is exiting
+        except ServiceError:
+            return True  # busy starting a cloud: it is not exiting
+        clouds = listing.get("clouds")
+        states = clouds.values() if isinstance(clouds, dict) else []
+        return bool(listing.get("retrying")) or any(
+            isinstance(state, dict) and state.get("running") for state in states
+        )
 
     def _unit_active(self) -> bool:
         """Under systemd: is agent-bridge.service still active?"""
@@ -319,7 +365,7 @@ class BridgeService:
                 os.kill(pid, signal.SIGTERM)
         # The bridge releases its pid file just before it exits: wait for the
         # process itself, so "disconnected" means the old bridge is gone.
-        deadline = time.monotonic() + timeouts.CONTROL_STOP
+        deadline = time.monotonic() + timeouts.PROCESS_STOP
         while self.running_pid() is not None or (pid > 0 and process_alive(pid)):
             if time.monotonic() > deadline:
                 if pid > 0:

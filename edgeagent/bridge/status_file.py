@@ -27,7 +27,12 @@ The JSON, ``schema`` 1 (times are UTC, ISO 8601, ``Z``; null when unknown)::
                     "last_error_at": null, "tls_version": null},
      "forwarded": {"to_cloud": 12, "to_local": 3},
      "in_flight": {"to_cloud": 0, "to_local": 0},
-     "dropped": {"oversize": 0, "no_rule": 0, "qos0_link_down": 0}}
+     "dropped": {"oversize": 0, "no_rule": 0, "qos0_link_down": 0},
+     "updated_uptime": 812.4}
+
+``updated_uptime`` is the boot clock (CLOCK_BOOTTIME, seconds) at
+``updated_at``: `agent status` judges a file stale on it, never on the wall
+clock that NTP may step after boot (absent in older files: the wall clock).
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ class BridgeStatus:
     cloud_link: LinkStatus = field(default_factory=LinkStatus)
     local_link: LinkStatus = field(default_factory=LinkStatus)
     counters: Counters = field(default_factory=Counters)
+    updated_uptime: float | None = None
+    """CLOCK_BOOTTIME at ``updated_at``: an NTP step never moves it (N8)."""
 
     def link(self, name: str) -> LinkStatus:
         return self.cloud_link if name == CLOUD_LINK else self.local_link
@@ -135,6 +142,7 @@ class BridgeStatus:
             "forwarded": asdict(self.counters.forwarded),
             "in_flight": asdict(self.counters.in_flight),
             "dropped": asdict(self.counters.dropped),
+            "updated_uptime": self.updated_uptime,
         }
 
     @classmethod
@@ -165,6 +173,7 @@ class BridgeStatus:
             key_uri=str(raw["key_uri"]),
             cloud_link=link(raw["cloud_link"]),
             local_link=link(raw["local_link"]),
+            updated_uptime=_optional_float(raw.get("updated_uptime")),
             counters=Counters(
                 forwarded=EachWay(**raw["forwarded"]),
                 in_flight=EachWay(**raw["in_flight"]),
@@ -257,6 +266,7 @@ class StatusFile:
     def write(self) -> None:
         """Replace the file atomically; a failure is logged, never fatal to the bridge."""
         self.status.updated_at = time.time()
+        self.status.updated_uptime = uptime()
         data = json.dumps(self.status.to_json(), indent=1).encode() + b"\n"
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -303,3 +313,12 @@ def read_status(path: Path) -> BridgeStatus | None:
             f"the bridge's status file {path} is not what this agent writes ({error})",
             f"remove it (rm {path}); the bridge writes it again",
         ) from error
+
+
+def uptime() -> float:
+    """Seconds since boot (CLOCK_BOOTTIME): the same in every process, never stepped."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

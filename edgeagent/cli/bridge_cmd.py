@@ -31,13 +31,14 @@ def _run(args: argparse.Namespace) -> int:
     # One bridge per cloud: refused here before the token is opened; the
     # runtime's lock on the pid file refuses a start that races this one.
     running = service.running_pid()
-    if running is not None and pid_file == service.pid_file:
+    if running is not None and pid_file == service.pid_file and not args.restart:
         raise already_running(service.pid_file, running if running > 0 else None)
     plan = bridge_plan(config_dir, args.cloud)
     # Validated with the full schema here; the lean runtime (same pid) runs
     # all day without the configuration layer loaded.
     if args.host:
-        exec_host(plan, config.run.path, config.logs.path, join=service.manager == "systemd")
+        join = service.manager == "systemd"
+        exec_host(plan, config.run.path, config.logs.path, join=join, restart=args.restart)
     exec_runtime(plan, pid_file)
 
 
@@ -94,6 +95,8 @@ def register(sub: Subparsers) -> None:
     # `agent connect`'s way in (edgeagent/bridge/service.py): the cloud runs in
     # the bridge host, which serves every connected cloud from one process.
     run.add_argument("--host", action="store_true", help=argparse.SUPPRESS)
+    # `agent reconnect`: the host stops the running bridge and starts the new plan.
+    run.add_argument("--restart", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(run=_run)
     host = add_command(
         actions,

@@ -12,9 +12,11 @@ configuration layer nor paho.
 - ``--host RUN_DIR --log-dir DIR [--join]``: start the cloud in the bridge
   host (`agent connect`): hand the plan to the running host over its control
   socket, or become the host when none runs (never with ``--join``: under
-  systemd the unit is the host). The start's reply is one JSON line on stdout;
-  then stdout and stderr are let go (the caller waits for their end), and
-  the host logs to one file per cloud (edgeagent/bridge/logs.py).
+  systemd the unit is the host); ``--restart``: the host stops the cloud's
+  running bridge first, under the cloud's lock (`agent reconnect`). The
+  start's reply is one JSON line on stdout; then stdout and stderr are let
+  go (the caller waits for their end), and the host logs to one file per
+  cloud (edgeagent/bridge/logs.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path)
     parser.add_argument("--serve", type=Path, metavar="RUN_DIR")
     parser.add_argument("--join", action="store_true")
+    parser.add_argument("--restart", action="store_true")
     args = parser.parse_args(argv)
     from edgeagent.bridge.logs import log_to_stream
     from edgeagent.bridge.runtime import read_plan, read_plans
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             exit_code_for,
             lambda r: _report(r, log_dir),
             may_host=not args.join,
+            op="restart" if args.restart else "start",
         )
     except AgentError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -102,13 +106,14 @@ def _report(reply: dict[str, Any], log_dir: Path | None) -> None:
 
 
 def _let_go_of_stdio(log_dir: Path) -> None:
+    from edgeagent.bridge.logs import HOST, log_file_for
     from edgeagent.safe_files import open_no_follow
 
     null = os.open(os.devnull, os.O_RDWR)
     # Python's last words (a fatal error, an unhandled thread exception) go to
     # the host's log; the records themselves go through logging (logs.py).
     host_log = open_no_follow(
-        log_dir / "bridge-host.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640
+        log_file_for(log_dir, HOST), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640
     )
     with contextlib.suppress(OSError):  # the caller's pipe, maybe closed
         sys.stderr.flush()

@@ -111,12 +111,15 @@ def _start_and_verify(
         raise
     progress.detail("local broker", watcher.where)
     try:
-        if restart and service.is_running():
-            with progress.step(f"Stopping the running {profile.title} bridge"):
-                service.stop()
         started = time.time()
-        with progress.step("Starting the bridge"):
-            how = service.start()
+        if restart and service.is_running():
+            # One step: the host stops the old bridge and starts the new one,
+            # never touching connected-clouds or the systemd unit.
+            with progress.step(f"Restarting the running {profile.title} bridge"):
+                how = service.restart()
+        else:
+            with progress.step("Starting the bridge"):
+                how = service.start()
         progress.detail("service", how)
         try:
             with progress.step(f"Verifying the device is connected to {profile.title}"):

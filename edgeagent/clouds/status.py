@@ -46,6 +46,7 @@ from edgeagent.bridge.status_file import (
     iso_time,
     read_status,
     status_path,
+    uptime,
 )
 from edgeagent.clouds.registry import CLOUDS, cloud_title, require_cloud
 from edgeagent.config import AgentConfig, load_config
@@ -83,6 +84,7 @@ class CloudStatus:
     status_error: str | None = None  # why the status file could not be read
     log_file: Path | None = None
     checked_at: float | None = None  # time.time() of the look; None: never stale
+    checked_uptime: float | None = None  # status_file.uptime() of the look
 
     @property
     def current(self) -> bool:
@@ -100,11 +102,16 @@ class CloudStatus:
         """The status file has not been rewritten for several heartbeats: a bridge
         that runs rewrites it at least every ``HEARTBEAT`` seconds, so what it says
         is no longer known to hold (a bridge hung, or a cloud gone from the host)."""
-        return (
-            self.checked_at is not None
-            and self.status is not None
-            and self.checked_at - self.status.updated_at > STALE_AFTER
-        )
+        if self.checked_at is None or self.status is None:
+            return False
+        written = self.status.updated_uptime
+        if written is not None and self.checked_uptime is not None:
+            # The boot clock, not the wall clock: an NTP step after boot made
+            # every running cloud "unknown", or hid a hung one (N8). A value
+            # from the future is a file from an earlier boot.
+            age = self.checked_uptime - written
+            return age > STALE_AFTER or age < 0
+        return self.checked_at - self.status.updated_at > STALE_AFTER
 
     @property
     def up(self) -> bool:
@@ -272,6 +279,7 @@ def cloud_status(config: AgentConfig, config_dir: Path, cloud: str) -> CloudStat
         status_error=status_error,
         log_file=None if service.manager == "systemd" else service.log_file,
         checked_at=time.time(),
+        checked_uptime=uptime(),
     )
 
 

@@ -7,9 +7,12 @@ certificate is issued by the test CA for the token key's public half.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from edgeagent import errors
+from edgeagent.bridge.status_file import read_status, status_path
 from edgeagent.clouds.connect import connect
 from tests.support.agent_cli import exit_code
 from tests.support.gateway import Gateway, Progress, issue_device_cert, process_alive
@@ -81,11 +84,17 @@ def test_disconnect_stops_the_bridge_and_reconnect_restarts_it(
     assert again.returncode == exit_code(errors.ServiceError)
     assert "already connected" in again.stderr and "agent reconnect c8y" in again.stderr
 
+    first = read_status(status_path(gateway.run_dir, "c8y"))
+    assert first is not None
+    time.sleep(1.1)  # started_at is to the second
     done = gateway.agent("reconnect", "c8y")
     assert done.returncode == 0, done.stdout + done.stderr
+    # The bridge host restarts the cloud inside itself (N3): the same process,
+    # never one with no cloud in between, and a new bridge in it.
     second_pid = int(pid_file.read_text())
-    assert second_pid != first_pid
-    assert not process_alive(first_pid)
+    assert second_pid == first_pid and "Restarting the running" in done.stdout
+    second = read_status(status_path(gateway.run_dir, "c8y"))
+    assert second is not None and second.started_at > first.started_at
 
     done = gateway.agent("disconnect", "c8y")
     assert done.returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -70,3 +71,24 @@ def test_as_root_a_file_another_user_can_change_is_refused(
     (config_dir / "connected-clouds").chmod(0o666)
     with pytest.raises(ServiceError, match="can be changed by every user"):
         connected.names(config_dir)
+
+
+def test_a_fifo_at_its_name_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """N9: the open blocked until a writer came; `agent bridge host` hung."""
+    os.mkfifo(connected.path(tmp_path))
+    result: list[BaseException | list[str]] = []
+
+    def read() -> None:
+        try:
+            result.append(connected.names(tmp_path))
+        except BaseException as error:  # the outcome, whatever it is
+            result.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():  # unblock the open so the thread ends
+        os.close(os.open(connected.path(tmp_path), os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+        pytest.fail("names() blocked on a FIFO")
+    assert isinstance(result[0], ServiceError) and "not a regular file" in result[0].cause

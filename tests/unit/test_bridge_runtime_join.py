@@ -38,6 +38,9 @@ def test_a_join_child_never_writes_into_the_log_dir(
     log_dir.mkdir()
     argv = ["--payload-fd", "0", "--host", str(tmp_path), "--log-dir", str(log_dir), "--join"]
     assert bridge_runtime.main(argv) == 0
-    assert asked == [(None, {"may_host": False})]
+    assert asked == [(None, {"may_host": False, "op": "start"})]
     assert let_go == [] and list(log_dir.iterdir()) == []
     assert '"ok": true' in capsys.readouterr().out
+    # N3: `agent reconnect` asks the host to restart the cloud, in one request.
+    assert bridge_runtime.main([*argv, "--restart"]) == 0
+    assert asked[-1] == (None, {"may_host": False, "op": "restart"})

@@ -14,10 +14,12 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from edgeagent.bridge import connected
+from edgeagent import errors
+from edgeagent.bridge import connected, control
 from edgeagent.bridge.service import BridgeService
 
 # Holds bridge-host.pid and bridge-c8y.pid; on {"op": "stop"} releases the
@@ -140,8 +142,8 @@ class AskingService(SystemdService):
 
     asked: list[str] = field(default_factory=list)
 
-    def _start_in_host(self) -> str:
-        self.asked.append(self.cloud)
+    def _start_in_host(self, *, restart: bool = False) -> str:
+        self.asked.append(f"restart {self.cloud}" if restart else self.cloud)
         return "in the host"
 
 
@@ -175,3 +177,91 @@ def test_a_symlinked_system_config_dir_is_still_systemd_s(
     )
     assert BridgeService("c8y", etc_agent, tmp_path, tmp_path).manager == "systemd"
     assert BridgeService("c8y", tmp_path, tmp_path, tmp_path).manager == "none"
+
+
+def test_reconnect_restarts_in_the_host_without_forgetting_the_cloud(
+    tmp_path: Path, host: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N3: reconnect removed the cloud and disabled the unit, then its stop could fail."""
+    asked: list[list[str]] = []
+
+    def systemctl(args: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        asked.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+
+    monkeypatch.setattr("edgeagent.bridge.service.subprocess.run", systemctl)
+    connected.add(tmp_path, "c8y")
+    service = AskingService("c8y", tmp_path, tmp_path / "run", tmp_path / "log")
+    assert service.restart() == "in the host"
+    assert service.asked == ["restart c8y"]
+    assert connected.names(tmp_path) == ["c8y"]
+    assert not [args for args in asked if args[1] in ("disable", "stop")]
+    assert host.poll() is None, "the host was stopped"
+
+
+def test_the_unit_s_host_busy_with_its_first_starts_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N2: a list that timed out (or met a host binding its socket) failed the connect."""
+    monkeypatch.setattr(
+        "edgeagent.bridge.service.subprocess.run",
+        lambda args, **_: subprocess.CompletedProcess(args, 0, stdout="", stderr=""),
+    )
+    answers: list[Exception] = [
+        control.ControlUnavailable("binding"),
+        control.ControlTimeout("busy starting aws and c8y"),
+    ]
+    real_request = control.request
+
+    def request(run_dir: Path, body: dict[str, Any], timeout: float, *rest: Any) -> Any:
+        if body["op"] == "list" and answers:
+            raise answers.pop(0)
+        return real_request(run_dir, body, timeout, *rest)
+
+    monkeypatch.setattr("edgeagent.bridge.service.control.request", request)
+    service = AskingService("az", tmp_path, tmp_path / "run", tmp_path / "log")
+    with stand_in_host(tmp_path / "run", "c8y"):
+        assert service._start_unit() == "in the host"
+    assert service.asked == ["az"] and answers == []
+
+
+def test_a_cloud_the_unit_s_host_failed_to_start_is_withdrawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N2: connect failed and forgot the cloud, and the host then retried and ran it."""
+    monkeypatch.setattr(
+        "edgeagent.bridge.service.subprocess.run",
+        lambda args, **_: subprocess.CompletedProcess(args, 0, stdout="", stderr=""),
+    )
+    sent: list[dict[str, Any]] = []
+    failed = {"running": False, "error": "SignerUnreachable", "message": "no signer", "fix": "x"}
+
+    def request(run_dir: Path, body: dict[str, Any], timeout: float, *rest: Any) -> Any:
+        sent.append(body)
+        return {"ok": True, "pid": 1, "clouds": {"az": failed}, "retrying": ["az"]}
+
+    monkeypatch.setattr("edgeagent.bridge.service.control.request", request)
+    service = AskingService("az", tmp_path, tmp_path / "run", tmp_path / "log")
+    with stand_in_host(tmp_path / "run", "c8y"), pytest.raises(errors.SignerUnreachable):
+        service._start_unit()
+    assert {"op": "stop", "cloud": "az"} in sent
+
+
+def test_a_start_whose_child_never_answers_is_withdrawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N7: connect failed while the child went on to hand the plan to the host."""
+    sent: list[dict[str, Any]] = []
+    service = SystemdService("az", tmp_path, tmp_path / "run", tmp_path / "log")
+    with stand_in_host(tmp_path / "run", "c8y"), monkeypatch.context() as patch:
+        patch.setattr("edgeagent.bridge.service.subprocess.Popen", lambda *a, **k: None)
+        patch.setattr(
+            "edgeagent.bridge.service.read_until_closed", lambda child, timeout: (None, b"")
+        )
+        patch.setattr(
+            "edgeagent.bridge.service.control.request",
+            lambda run_dir, body, timeout, *rest: sent.append(body) or {"ok": True},
+        )
+        with pytest.raises(errors.ServiceError, match="did not start within"):
+            service._start_in_host()
+    assert sent == [{"op": "stop", "cloud": "az"}]

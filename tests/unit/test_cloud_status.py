@@ -245,3 +245,27 @@ def test_a_pid_file_it_may_not_open_is_probed_in_proc_locks(
         running = bridge_process(service, status(pid=os.getpid()))
     assert running == BridgeProcess(True, os.getpid(), "systemd", unit="agent-bridge.service")
     assert service.pid_file.exists()  # looked at, never removed
+
+
+def test_staleness_is_judged_on_the_boot_clock_not_the_stepped_wall_clock() -> None:
+    """N8: NTP stepped the clock after boot; every running cloud read "state unknown"."""
+    written = 1_764_612_300.0
+    fresh = CloudStatus(
+        "c8y",
+        "Cumulocity",
+        True,
+        RUNNING,
+        Path("/run/agent/status-c8y.json"),
+        status(updated_uptime=100.0),
+        checked_at=written + 3600,  # the wall clock jumped an hour forward
+        checked_uptime=105.0,  # five seconds after the write
+    )
+    assert fresh.up and not fresh.stale
+    hung = dataclasses.replace(
+        fresh, checked_at=written - 3600, checked_uptime=100 + STALE_AFTER + 1
+    )
+    assert hung.stale and not hung.up
+    earlier_boot = dataclasses.replace(fresh, checked_uptime=50.0)
+    assert earlier_boot.stale
+    # A status file and its round trip keep the boot clock.
+    assert BridgeStatus.from_json(status(updated_uptime=7.5).to_json()).updated_uptime == 7.5
