@@ -36,7 +36,7 @@ from edgeagent.clouds.profile import CloudProfile, RoundTrip
 from edgeagent.clouds.registry import cloud_profile
 from edgeagent.clouds.round_trip import round_trip
 from edgeagent.config import AgentConfig, load_config
-from edgeagent.errors import AgentError, CloudDidNotAnswer, ServiceError
+from edgeagent.errors import AgentError, BridgeAlreadyRunning, CloudDidNotAnswer
 from edgeagent.mqtt.endpoint import Endpoint
 from edgeagent.signing.certificate import read_device_certificate
 from edgeagent.signing.open import signer_spec
@@ -64,12 +64,14 @@ def connect(config_dir: Path, cloud: str, progress: Progress) -> None:
     prove the cloud answers (a request through the bridge and its answer)."""
     config, profile = read_configuration(config_dir, cloud, progress)
     service = _service(config, config_dir, cloud)
-    if service.is_running():
-        raise ServiceError(
-            f"already connected to {profile.title}: the bridge is running "
-            f"({service.describe_running()})",
-            f"agent reconnect {cloud}   (or agent disconnect {cloud})",
-        )
+    # A step of its own, so a refusal ends stdout on ✗, not on the last ✓.
+    with progress.step(f"Checking that no {profile.title} bridge runs"):
+        if service.is_running():
+            raise BridgeAlreadyRunning(
+                f"already connected to {profile.title}: the bridge is running "
+                f"({service.describe_running()})",
+                f"agent reconnect {cloud}   (or agent disconnect {cloud})",
+            )
     checked = check_device_and_cloud(config, profile, progress)
     _start_and_verify(checked, service, progress)
 
@@ -127,8 +129,7 @@ def _start_and_verify(
             _check_answers(checked, progress)
         except CloudDidNotAnswer as error:
             error.add_note(
-                f"the {profile.title} bridge keeps running ({how}): the device is connected; "
-                f"`agent disconnect {cloud}` stops it"
+                f"the {profile.title} bridge: {how}; `agent disconnect {cloud}` stops it"
             )
             raise
         except BaseException as error:

@@ -117,7 +117,7 @@ def test_connect_while_a_foreground_bridge_runs_is_refused(
             time.sleep(0.05)
         assert gw.bridge_pid("c8y") == foreground.pid
         done = gw.agent("connect", "c8y")
-        assert done.returncode != 0
+        assert done.returncode == exit_code(errors.BridgeAlreadyRunning), done.stderr
         assert (
             f"already connected to Cumulocity: the bridge is running (pid {foreground.pid}, "
             "a foreground `agent bridge run`)" in done.stdout + done.stderr

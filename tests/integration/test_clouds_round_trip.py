@@ -43,6 +43,8 @@ def test_a_cloud_that_does_not_answer_has_its_own_exit_code_and_the_bridge_stays
     message = done.stdout + done.stderr
     assert "the TLS and MQTT session to Cumulocity are up" in message
     assert "not registered" in message and "The bridge keeps running." in message
+    assert message.count("keeps running") == 1  # said once, the note only names the bridge
+    assert "note: the Cumulocity bridge: pid " in done.stderr and "agent disconnect c8y" in message
     assert "register the device (or its CA) in the Cumulocity tenant" in message
     # The request did reach the cloud: it is the cloud that kept quiet.
     assert gateway.c8y_responder.wait_for(1)[0].topic == "s/uat"

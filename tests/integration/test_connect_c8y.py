@@ -81,8 +81,10 @@ def test_disconnect_stops_the_bridge_and_reconnect_restarts_it(
     first_pid = int(pid_file.read_text())
 
     again = gateway.agent("connect", "c8y")
-    assert again.returncode == exit_code(errors.ServiceError)
+    assert again.returncode == exit_code(errors.BridgeAlreadyRunning)
     assert "already connected" in again.stderr and "agent reconnect c8y" in again.stderr
+    # The refusal is a step of its own: stdout ends on its ✗, not on a ✓.
+    assert again.stdout.rstrip().endswith("Checking that no Cumulocity bridge runs... ✗")
 
     first = read_status(status_path(gateway.run_dir, "c8y"))
     assert first is not None
