@@ -158,3 +158,23 @@ def log_to_files(log_dir: Path, level: int = logging.INFO) -> CloudFiles:
     files = CloudFiles(log_dir)
     root.addHandler(files)
     return files
+
+
+def size_of(path: Path) -> int:
+    """``path``'s size now (0 when it is not there): where a new start's lines begin."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def log_tail(path: Path, start: int = 0, lines: int = 15) -> str:
+    """The last ``lines`` of the log at ``path`` written from offset ``start`` on."""
+    try:
+        with path.open("rb") as handle:
+            if start <= os.fstat(handle.fileno()).st_size:
+                handle.seek(start)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing in the log since the start)"

@@ -84,3 +84,28 @@ def process_alive(pid: int) -> bool:
         return False
     # Field 3, after the parenthesised command name (which may hold spaces).
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def spawn_for_answer(
+    command: list[str], timeout: float
+) -> tuple[dict[str, object] | None, str] | None:
+    """Start ``command`` in a session of its own and read its answer: the last JSON
+    line on stdout, or (None, what it said on stderr or its exit code). None when it
+    does not let go of its pipes within ``timeout``. The child may run on (the
+    bridge host does): it closes both pipes once it has answered."""
+    child = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+    )
+    out, err = read_until_closed(child, timeout)  # communicate() would wait for its end
+    if out is None:
+        return None
+    reply = last_json_line(out)
+    if reply is not None:
+        return reply, ""
+    text = err.decode(errors="replace").strip().removeprefix("error: ")
+    return None, text or f"exit code {child.poll()}"

@@ -35,8 +35,8 @@ from edgeagent.bridge.holder import (
     open_pid_file,
     pid_file_for,
 )
-from edgeagent.bridge.logs import HOST, log_file_for
-from edgeagent.bridge.processes import last_json_line, locked_pid, process_alive, read_until_closed
+from edgeagent.bridge.logs import HOST, log_file_for, log_tail, size_of
+from edgeagent.bridge.processes import locked_pid, process_alive, spawn_for_answer
 from edgeagent.config.locations import is_system_config_dir
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
@@ -227,7 +227,7 @@ class BridgeService:
             ensure_private_dir(self.log_dir, "logs.path")
             # Never a link planted at the log's name (the host opens it the same way).
             os.close(open_no_follow(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
-            self._log_start[:] = [_size(self.log_file)]
+            self._log_start[:] = [size_of(self.log_file)]
         command = [
             sys.executable,
             "-m",
@@ -240,18 +240,8 @@ class BridgeService:
             "--host",
             *(["--restart"] if restart else []),
         ]
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
-        # The runtime lets go of both pipes once it has answered (or exits);
-        # the host itself runs on (communicate() would wait for its end).
-        out, err = read_until_closed(child, timeouts.RUN_START)
-        if out is None:
+        answer = spawn_for_answer(command, timeouts.RUN_START)
+        if answer is None:
             # The child may still hand the plan over: this start failed, so the
             # host must not go on to run the cloud (N7).
             self._withdraw_retry()
@@ -259,13 +249,9 @@ class BridgeService:
                 f"the bridge did not start within {timeouts.RUN_START:.0f} s",
                 f"see {self.log_hint}",
             )
-        reply = last_json_line(out)
+        reply, complaint = answer
         if reply is None:
-            text = err.decode(errors="replace").strip().removeprefix("error: ")
-            raise ServiceError(
-                f"the bridge could not start: {text or f'exit code {child.poll()}'}",
-                f"see {self.log_hint}",
-            )
+            raise ServiceError(f"the bridge could not start: {complaint}", f"see {self.log_hint}")
         control.raise_for(reply)
         pid = int(str(reply["pid"]))
         if self.running_pid() != pid:
@@ -388,22 +374,7 @@ class BridgeService:
 
     def log_tail(self, lines: int = 15) -> str:
         """The log's last lines, from this start's on when this object started it."""
-        try:
-            with self.log_file.open("rb") as handle:
-                start = self._log_start[0] if self._log_start else 0
-                if start <= os.fstat(handle.fileno()).st_size:
-                    handle.seek(start)
-                text = handle.read().decode(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(nothing in the log since the start)"
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+        return log_tail(self.log_file, self._log_start[0] if self._log_start else 0, lines)
 
 
 def _systemctl(*args: str) -> None:

@@ -254,10 +254,7 @@ def test_a_start_whose_child_never_answers_is_withdrawn(
     sent: list[dict[str, Any]] = []
     service = SystemdService("az", tmp_path, tmp_path / "run", tmp_path / "log")
     with stand_in_host(tmp_path / "run", "c8y"), monkeypatch.context() as patch:
-        patch.setattr("edgeagent.bridge.service.subprocess.Popen", lambda *a, **k: None)
-        patch.setattr(
-            "edgeagent.bridge.service.read_until_closed", lambda child, timeout: (None, b"")
-        )
+        patch.setattr("edgeagent.bridge.service.spawn_for_answer", lambda command, timeout: None)
         patch.setattr(
             "edgeagent.bridge.service.control.request",
             lambda run_dir, body, timeout, *rest: sent.append(body) or {"ok": True},
