@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeagent.bridge import connected, control, timeouts
 from edgeagent.bridge.holder import (
@@ -40,6 +41,9 @@ from edgeagent.bridge.processes import locked_pid, process_alive, spawn_for_answ
 from edgeagent.config.locations import is_system_config_dir
 from edgeagent.errors import AgentError, BridgeAlreadyRunning, ServiceError
 from edgeagent.safe_files import ensure_private_dir, open_no_follow
+
+if TYPE_CHECKING:
+    from edgeagent.config import AgentConfig
 
 UNIT = "agent-bridge.service"
 """The bridge host under systemd (packaging/agent-bridge.service)."""
@@ -60,6 +64,11 @@ class BridgeService:
     log_dir: Path
     _log_start: list[int] = field(default_factory=list, compare=False, repr=False)
     """Where this start's lines begin in the log file (log_tail shows only those)."""
+
+    @classmethod
+    def of(cls, cloud: str, config_dir: Path, config: AgentConfig) -> BridgeService:
+        """``cloud``'s bridge, with the run and log directories ``config`` names."""
+        return cls(cloud, config_dir, config.run.path, config.logs.path)
 
     @property
     def unit(self) -> str:

@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     keep_secrets_out_of_dumps()  # the configuration we read next holds the PIN
     config_dir = config_dir_from(args)
     config = load_config(config_dir)
-    service = BridgeService(args.cloud, config_dir, config.run.path, config.logs.path)
+    service = BridgeService.of(args.cloud, config_dir, config)
     pid_file = args.pid_file or service.pid_file
     # One bridge per cloud: refused here before the token is opened; the
     # runtime's lock on the pid file refuses a start that races this one.

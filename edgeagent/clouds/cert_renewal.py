@@ -248,7 +248,7 @@ def renew_by_est(
 
 def _service(config_dir: Path, cloud: str) -> BridgeService:
     config = load_config(config_dir)
-    return BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+    return BridgeService.of(cloud, config_dir, config)
 
 
 def _restart_bridge(config_dir: Path, cloud: str, notify: Notify) -> None:

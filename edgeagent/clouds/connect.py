@@ -45,7 +45,7 @@ __all__ = ["Progress", "bridge_plan", "connect", "disconnect", "reconnect"]
 
 
 def _service(config: AgentConfig, config_dir: Path, cloud: str) -> BridgeService:
-    return BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+    return BridgeService.of(cloud, config_dir, config)
 
 
 def _local_endpoint(config: AgentConfig, profile: CloudProfile) -> Endpoint:
@@ -230,7 +230,7 @@ def bridge_plan(config_dir: Path, cloud: str) -> BridgePlan:
 
 def _cert_check(config_dir: Path, config: AgentConfig, cloud: str) -> CertCheck | None:
     """The bridge checks its certificate daily unless systemd's timer does (packaging/)."""
-    service = BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+    service = BridgeService.of(cloud, config_dir, config)
     if service.manager == "systemd":
         return None
     return CertCheck(

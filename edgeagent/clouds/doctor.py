@@ -283,12 +283,7 @@ def _bridge_connection(state: _State) -> str:
     """The CONNACK the running bridge got (its health topic); never a CONNECT of our own."""
     assert state.profile is not None and state.config is not None
     profile, config = state.profile, state.config
-    service = BridgeService(profile.name, state.config_dir, config.run.path, config.logs.path)
-    if not service.is_running():
-        raise NotChecked(
-            f"the {profile.title} bridge is not running: `agent connect {profile.name}` "
-            "checks the MQTT connection with the bridge's own"
-        )
+    service = _running_bridge(state, "checks the MQTT connection with the bridge's own")
     with HealthWatcher(config, profile) as watcher:
         health = watcher.current()
     if health is None:
@@ -314,16 +309,24 @@ def _answers(state: _State) -> str:
     """connect's round trip, through the running bridge."""
     assert state.profile is not None and state.config is not None
     profile, config = state.profile, state.config
-    service = BridgeService(profile.name, state.config_dir, config.run.path, config.logs.path)
-    if not service.is_running():
-        # Our own session with the cloud would be the bridge's (same client id)
-        # and would take the messages the cloud holds for it.
-        raise NotChecked(
-            f"the {profile.title} bridge is not running: `agent connect "
-            f"{profile.name}` ends with this check"
-        )
+    # Our own session with the cloud would be the bridge's (same client id)
+    # and would take the messages the cloud holds for it.
+    _running_bridge(state, "ends with this check")
     seconds = round_trip(config, profile)
     return f"round trip {seconds * 1000:.0f} ms through the running bridge"
+
+
+def _running_bridge(state: _State, connect_does: str) -> BridgeService:
+    """The running bridge of the cloud; NotChecked (with what connect does) when none runs."""
+    assert state.profile is not None and state.config is not None
+    profile = state.profile
+    service = BridgeService.of(profile.name, state.config_dir, state.config)
+    if not service.is_running():
+        raise NotChecked(
+            f"the {profile.title} bridge is not running: `agent connect {profile.name}` "
+            f"{connect_does}"
+        )
+    return service
 
 
 class NotChecked(Exception):

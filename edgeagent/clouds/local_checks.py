@@ -122,7 +122,7 @@ def bridge_runs(
             "pid file": f"pid file {process.pid_file}",
         }
         return f"{pid}{since} ({how.get(process.managed_by or '', 'in the foreground')})"
-    service = BridgeService(profile.name, config_dir, config.run.path, config.logs.path)
+    service = BridgeService.of(profile.name, config_dir, config)
     # Not whether agent-bridge.service is enabled: it serves every connected
     # cloud, so another cloud keeps it enabled.
     if status is None and profile.name not in connected.names(config_dir):

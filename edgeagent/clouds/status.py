@@ -268,7 +268,7 @@ def cloud_status(config: AgentConfig, config_dir: Path, cloud: str) -> CloudStat
     if status is not None and status.cloud != cloud:
         status_error = f"{path} is the status of {status.cloud!r}"
         status = None
-    service = BridgeService(cloud, config_dir, config.run.path, config.logs.path)
+    service = BridgeService.of(cloud, config_dir, config)
     return CloudStatus(
         cloud=cloud,
         title=cloud_title(cloud),
